@@ -1,0 +1,37 @@
+// The LibTorch runtime strata runs on: which device, which BLAS, and whether matrix products
+// run near the machine's peak. This header stays free of <torch/torch.h> so that programs and
+// tests that only report on the runtime compile fast.
+#pragma once
+
+#include <string>
+
+namespace strata::agent {
+
+struct RuntimeInfo {
+  std::string torch_version;   // e.g. "2.11.0"
+  std::string blas;            // BLAS LibTorch was built with, from at::show_config() ("mkl", ...)
+  std::string config;          // the full at::show_config() text
+  int intra_op_threads = 0;    // at::get_num_threads()
+  bool cuda_compiled = false;  // strata built with CUDA code paths (STRATA_HAVE_CUDA)
+  bool cuda_available = false; // a CUDA device is usable right now
+  int cuda_devices = 0;        // number of visible CUDA devices
+};
+
+RuntimeInfo runtime_info();
+
+// "cuda" when a CUDA device is usable (and strata was built with CUDA), else "cpu".
+// `requested` may be "auto", "cpu" or "cuda"; asking for "cuda" without one is a strata::Error.
+std::string pick_device(const std::string& requested);
+
+struct MatmulBench {
+  int n = 0;              // square matrix size
+  std::string dtype;      // "float32" or "bfloat16"
+  std::string device;     // "cpu" or "cuda"
+  double seconds = 0;     // per product, best of the repetitions
+  double gflops = 0;      // 2*n^3 / seconds / 1e9
+};
+
+// Times C = A*B for n x n matrices (best of `reps` after one warm-up).
+MatmulBench bench_matmul(int n, int reps, const std::string& dtype, const std::string& device);
+
+}  // namespace strata::agent

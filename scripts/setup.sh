@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs what strata needs (Debian packages, the pinned torch wheel) and builds it in Release.
+# Idempotent: a second run installs nothing and ends in a no-op build.
+#
+#   scripts/setup.sh            install what is missing, configure once, build
+#   STRATA_BUILD_DIR=dir        build somewhere other than ./build
+#   STRATA_JOBS=N               parallel compile jobs (default: number of cores)
+#   STRATA_CMAKE_ARGS="..."     extra arguments for the first configure
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${STRATA_BUILD_DIR:-$ROOT/build}"
+JOBS="${STRATA_JOBS:-$(nproc)}"
+# The LibTorch version: same major as the GPU machines' PyTorch (2.11), whose PyPI wheel is built
+# with CUDA 13.0 and the C++11 ABI; see README "Why torch 2.11".
+TORCH_VERSION="2.11.0"
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+# ---- Debian packages ----------------------------------------------------------------------
+APT_PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config git python3 python3-pip python3-venv
+  libboost-dev libboost-system-dev libcurl4-openssl-dev nlohmann-json3-dev
+  libprotobuf-dev protobuf-compiler libspdlog-dev libfmt-dev libcli11-dev
+  libgtest-dev libgmock-dev libstemmer-dev libicu-dev libpcre2-dev zlib1g-dev
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  # python3 may come from elsewhere (pyenv, conda): only ask apt when there is none at all.
+  case "$p" in python3|python3-pip|python3-venv) command -v python3 >/dev/null && continue ;; esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# ---- LibTorch from the pinned torch wheel -------------------------------------------------
+PYTHON="${STRATA_PYTHON:-python3}"
+[[ -x "$ROOT/.venv/bin/python" ]] && PYTHON="$ROOT/.venv/bin/python"
+have_torch() {
+  "$1" -W ignore -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '$TORCH_VERSION' else 1)" \
+    >/dev/null 2>&1
+}
+if ! have_torch "$PYTHON"; then
+  say "installing torch==$TORCH_VERSION (LibTorch for C++; a few minutes, once)"
+  if ! "$PYTHON" -m pip install -q "torch==$TORCH_VERSION" 2>/tmp/strata-pip.err; then
+    if grep -q externally-managed /tmp/strata-pip.err; then
+      # Debian's own Python refuses system-wide pip installs: use a project virtualenv.
+      say "system Python is externally managed; using $ROOT/.venv"
+      python3 -m venv "$ROOT/.venv"
+      PYTHON="$ROOT/.venv/bin/python"
+      "$PYTHON" -m pip install -q "torch==$TORCH_VERSION"
+    else
+      cat /tmp/strata-pip.err >&2
+      exit 1
+    fi
+  fi
+  have_torch "$PYTHON" || { say "torch==$TORCH_VERSION still not importable by $PYTHON"; exit 1; }
+fi
+
+# ---- configure and build --------------------------------------------------------------------
+export CCACHE_BASEDIR="$ROOT"   # cache hits across clones in other folders
+export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
+  say "configuring $BUILD_DIR (Release)"
+  # shellcheck disable=SC2086
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DPython3_EXECUTABLE="$(command -v "$PYTHON" || echo "$PYTHON")" ${STRATA_CMAKE_ARGS:-} >/dev/null
+fi
+say "building ($JOBS jobs)"
+cmake --build "$BUILD_DIR" -j "$JOBS"
+say "ready: programs in $BUILD_DIR/bin"

@@ -1,0 +1,162 @@
+#include "core/config.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace strata::config {
+
+namespace {
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  std::string cur;
+  for (char c : path) {
+    if (c == '.' || c == '[') {
+      if (!cur.empty()) parts.push_back(cur);
+      cur.clear();
+    } else if (c != ']') {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) parts.push_back(cur);
+  return parts;
+}
+
+// 1-based line of byte offset `pos` in `text`.
+size_t line_of(const std::string& text, size_t pos) {
+  size_t line = 1;
+  for (size_t i = 0; i < pos && i < text.size(); ++i) line += text[i] == '\n';
+  return line;
+}
+
+}  // namespace
+
+void Source::add_override(const std::string& path, const std::string& origin) {
+  overrides_[path] = origin;
+}
+
+std::string Source::locate(const std::string& path) const {
+  // The most specific override that covers the path wins.
+  std::string best;
+  for (const auto& [p, origin] : overrides_) {
+    const bool covers = path == p || (path.size() > p.size() && path.compare(0, p.size(), p) == 0 &&
+                                      (path[p.size()] == '.' || path[p.size()] == '['));
+    if (covers && p.size() >= best.size()) best = origin;
+  }
+  if (!best.empty()) return best;
+  if (text_.empty()) return file_;
+  // Find the key in the text: each component of the path, as a quoted key followed by ':',
+  // searched after the previous one. Array indices are skipped. This is exact for the usual
+  // one-key-per-line config files and a good guess otherwise.
+  size_t pos = 0;
+  bool found_any = false;
+  for (const auto& part : split_path(path)) {
+    if (!part.empty() && std::isdigit(static_cast<unsigned char>(part[0]))) continue;
+    const std::string needle = "\"" + part + "\"";
+    size_t at = pos;
+    size_t hit = std::string::npos;
+    while ((at = text_.find(needle, at)) != std::string::npos) {
+      size_t k = at + needle.size();
+      while (k < text_.size() && std::isspace(static_cast<unsigned char>(text_[k]))) ++k;
+      if (k < text_.size() && text_[k] == ':') {
+        hit = at;
+        break;
+      }
+      at += needle.size();
+    }
+    if (hit == std::string::npos) break;
+    pos = hit;
+    found_any = true;
+  }
+  if (!found_any) return file_;
+  return file_ + ":" + std::to_string(line_of(text_, pos));
+}
+
+std::string describe(const Json& j) {
+  switch (j.type()) {
+    case Json::value_t::null: return "null";
+    case Json::value_t::object: return "an object";
+    case Json::value_t::array: return "a list";
+    case Json::value_t::string: {
+      std::string s = j.dump();
+      if (s.size() > 60) s = s.substr(0, 57) + "...\"";
+      return s;
+    }
+    default: return j.dump();
+  }
+}
+
+void fail_at(const Source& src, const std::string& path, const std::string& message) {
+  const std::string where = src.locate(path);
+  throw Error((where.empty() ? "" : where + ": ") + (path.empty() ? "(top level)" : path) + ": " +
+              message);
+}
+
+Document parse_document(const std::string& text, const std::string& name) {
+  Document doc;
+  try {
+    doc.json = Json::parse(text, /*cb=*/nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+  } catch (const Json::parse_error& e) {
+    // e.byte is the 1-based offset of the error.
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+    }
+    std::string msg = e.what();
+    // nlohmann's message starts with "[json.exception.parse_error.101] parse error at ...".
+    if (auto p = msg.find("] "); p != std::string::npos) msg = msg.substr(p + 2);
+    throw Error(name + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON: " +
+                msg);
+  }
+  if (!doc.json.is_object())
+    throw Error(name + ": a config file must hold a JSON object, got " + describe(doc.json));
+  doc.source = Source(name, text);
+  return doc;
+}
+
+Document load_document(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open config file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_document(ss.str(), path);
+}
+
+void apply_overrides(Document& doc, const std::vector<std::string>& sets) {
+  for (const auto& set : sets) {
+    const auto eq = set.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw Error("--set " + set + ": expected KEY=VALUE, e.g. --set trainer.lr=1e-6");
+    const std::string key = set.substr(0, eq);
+    const std::string raw = set.substr(eq + 1);
+    Json value;
+    try {
+      value = Json::parse(raw);
+    } catch (const Json::parse_error&) {
+      value = raw;  // not JSON: a bare string
+    }
+    Json* node = &doc.json;
+    std::string sofar;
+    const auto parts = split_path(key);
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (!node->is_object())
+        throw Error("--set " + set + ": " + sofar + " is " + describe(*node) +
+                    ", not an object, so it has no key \"" + parts[i] + "\"");
+      sofar += (sofar.empty() ? "" : ".") + parts[i];
+      if (i + 1 == parts.size()) {
+        (*node)[parts[i]] = value;
+      } else {
+        if (!node->contains(parts[i])) (*node)[parts[i]] = Json::object();
+        node = &(*node)[parts[i]];
+      }
+    }
+    doc.source.add_override(key, "--set " + set);
+  }
+}
+
+}  // namespace strata::config

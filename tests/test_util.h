@@ -1,0 +1,72 @@
+// Helpers shared by the test suites.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace strata::testing {
+
+// ../shared/data/real beside the checkout (or $STRATA_SHARED_DIR/data/real); empty when absent.
+inline std::string shared_real_dir() {
+  namespace fs = std::filesystem;
+  if (const char* env = std::getenv("STRATA_SHARED_DIR")) {
+    fs::path p = fs::path(env) / "data" / "real";
+    if (fs::is_directory(p)) return p.string();
+  }
+  fs::path p = fs::path(STRATA_SOURCE_DIR) / ".." / "shared" / "data" / "real";
+  if (fs::is_directory(p)) return fs::canonical(p).string();
+  return "";
+}
+
+inline std::string fixture(const std::string& name) {
+  return std::string(STRATA_SOURCE_DIR) + "/tests/fixtures/" + name;
+}
+
+inline std::string bin(const std::string& name) { return std::string(STRATA_BIN_DIR) + "/" + name; }
+
+// A fresh, empty temporary directory, removed when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    namespace fs = std::filesystem;
+    std::string tmpl = (fs::temp_directory_path() / "strata_test_XXXXXX").string();
+    char* made = mkdtemp(tmpl.data());
+    if (made == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = made;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace strata::testing
+
+// Skips the current test, loudly, when ../shared is not beside the checkout.
+#define STRATA_REQUIRE_SHARED(dir_var)                                                   \
+  const std::string dir_var = ::strata::testing::shared_real_dir();                      \
+  if (dir_var.empty())                                                                   \
+  GTEST_SKIP() << "../shared/data/real not found beside the checkout (set STRATA_SHARED_DIR " \
+                  "to point at it); skipping the test that reads the real data"
