@@ -1,0 +1,39 @@
+// The seam between the retrieval daemon and what it searches.
+//
+// The HTTP server (retrieval/server.*) only sees this interface; the BM25 index
+// (retrieval/bm25_*.{h,cpp}) implements it. Implementations must be safe to call from many
+// threads at once (search() is const and keeps per-call state on the stack or in a
+// thread_local scratch).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace strata::retrieval {
+
+struct Hit {
+  uint32_t doc = 0;   // internal document number, 0..num_docs()-1
+  float score = 0;    // BM25 score (higher is better)
+};
+
+struct DocumentView {
+  std::string_view id;        // the corpus id ("0", "12345", ...)
+  std::string_view contents;  // Search-R1 contents: "\"Title\"\ntext"
+};
+
+class Searcher {
+ public:
+  virtual ~Searcher() = default;
+  // Top-k hits for one query, best first; ties broken by smaller doc number. Fewer than k hits
+  // when fewer documents match; an empty or all-stop-word query returns no hits.
+  virtual std::vector<Hit> search(std::string_view query, int k) const = 0;
+  // Queries evaluated in parallel over `threads` workers (0 = all cores); result i is query i.
+  virtual std::vector<std::vector<Hit>> search_batch(const std::vector<std::string>& queries, int k,
+                                                     int threads) const = 0;
+  virtual DocumentView document(uint32_t doc) const = 0;
+  virtual uint32_t num_docs() const = 0;
+};
+
+}  // namespace strata::retrieval
