@@ -15,8 +15,8 @@ struct Occupation {
 };
 
 struct OrgType {
-  std::string_view noun;                   // "bank": "the bank that employs ..."
-  std::vector<std::string_view> patterns;  // name patterns; {X} is an invented word
+  std::string_view noun;                     // "bank": "the bank that employs ..."
+  std::vector<std::string_view> patterns;    // name patterns; {X} is an invented word
   std::vector<std::string_view> activities;  // "lends money to farmers": filler
 };
 
@@ -40,12 +40,12 @@ const std::vector<std::string_view>& title_nouns();
 const std::vector<std::string_view>& title_patterns();
 
 // Filler vocabulary.
-const std::vector<std::string_view>& traits();       // "patient", "restless"
-const std::vector<std::string_view>& industries();   // "shipbuilding"
-const std::vector<std::string_view>& landmarks();    // "a covered market"
-const std::vector<std::string_view>& themes();       // "memory and exile"
-const std::vector<std::string_view>& directions();   // "north", "south-east"
-const std::vector<std::string_view>& awards();       // "Prize", "Medal"
+const std::vector<std::string_view>& traits();      // "patient", "restless"
+const std::vector<std::string_view>& industries();  // "shipbuilding"
+const std::vector<std::string_view>& landmarks();   // "a covered market"
+const std::vector<std::string_view>& themes();      // "memory and exile"
+const std::vector<std::string_view>& directions();  // "north", "south-east"
+const std::vector<std::string_view>& awards();      // "Prize", "Medal"
 
 // Look-alike helpers: the list a title word belongs to (adjectives or nouns), and the
 // interchangeable closing words of organisation names ("Records", "Music", "Sound") that `word`
