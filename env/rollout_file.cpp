@@ -96,6 +96,7 @@ RolloutReader::~RolloutReader() = default;
 
 bool RolloutReader::next(pb::Trajectory& out) {
   bool clean_eof = false;
+  out.Clear();  // the parser merges into the message: start from empty
   if (google::protobuf::util::ParseDelimitedFromZeroCopyStream(&out, impl_->stream.get(),
                                                                &clean_eof)) {
     ++index_;
