@@ -1,0 +1,74 @@
+// The policy loss of GRPO-family training: PPO's clipped surrogate on per-token importance
+// ratios, KL to a frozen reference policy, an optional entropy bonus, and the aggregation modes
+// of veRL. Every term and every logged metric uses the same loss mask (policy tokens only; the
+// prompt and retrieved tokens are 0).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace strata::rl {
+
+struct LossOptions {
+  double clip_low = 0.2;        // ratio floor 1 - clip_low
+  double clip_high = 0.2;       // ratio ceiling 1 + clip_high (DAPO suggests 0.28)
+  double dual_clip = 0.0;       // c > 1 bounds the loss of negative advantages at c*|A|; 0 = off
+  double log_ratio_clamp = 20;  // |log ratio| is clamped before exp
+  std::string kl_estimator = "k3";  // k1, k2, k3 (low-variance) or off
+  double kl_coef = 0.001;       // weight of the KL term (ignored when kl_estimator is off)
+  double entropy_coef = 0.0;    // weight of the entropy bonus (subtracted from the loss)
+  std::string aggregation = "token-mean";  // token-mean, seq-mean-token-mean,
+                                           // seq-mean-token-sum, seq-mean-token-sum-norm
+  int norm_length = 0;          // seq-mean-token-sum-norm divides each sequence's sum by this;
+                                // 0 = the batch's padded length T
+
+  void validate() const;  // throws strata::Error naming the bad key and value
+  template <class V>
+  void visit(V& v) {
+    v("clip_low", clip_low, "PPO ratio floor is 1 - clip_low");
+    v("clip_high", clip_high, "PPO ratio ceiling is 1 + clip_high");
+    v("dual_clip", dual_clip, "dual-clip constant c > 1 for negative advantages; 0 = off");
+    v("log_ratio_clamp", log_ratio_clamp, "clamp of |log ratio| before exp");
+    v("kl_estimator", kl_estimator, "k1, k2, k3 or off");
+    v("kl_coef", kl_coef, "weight of the KL-to-reference term");
+    v("entropy_coef", entropy_coef, "weight of the entropy bonus");
+    v("aggregation", aggregation,
+      "token-mean, seq-mean-token-mean, seq-mean-token-sum or seq-mean-token-sum-norm");
+    v("norm_length", norm_length, "divisor of seq-mean-token-sum-norm; 0 = padded length");
+  }
+};
+
+struct LossInputs {
+  torch::Tensor logprobs;      // [B, T] current policy log-probs of the taken tokens (grad)
+  torch::Tensor old_logprobs;  // [B, T] behaviour log-probs (no grad)
+  torch::Tensor ref_logprobs;  // [B, T] reference policy log-probs; undefined when KL is off
+  torch::Tensor advantages;    // [B] per sequence, or [B, T] per token
+  torch::Tensor mask;          // [B, T] 1 for policy tokens, 0 for prompt/observation/padding
+  torch::Tensor entropy;       // [B, T] per-token entropy; undefined when entropy_coef is 0
+};
+
+struct LossOutput {
+  torch::Tensor loss;       // scalar, differentiable
+  double pg_loss = 0;       // aggregated clipped surrogate
+  double kl = 0;            // aggregated KL estimate (0 when off)
+  double entropy = 0;       // aggregated entropy (0 when not given)
+  double clip_frac = 0;     // share of masked tokens whose ratio was clipped
+  double dual_clip_frac = 0;
+  double ratio_mean = 0;    // mean importance ratio over masked tokens
+  double approx_kl_behaviour = 0;  // mean (old - new) log-prob over masked tokens
+  int64_t tokens = 0;       // masked-in tokens
+};
+
+// Aggregates a [B, T] per-token quantity under the mask with the given mode.
+torch::Tensor aggregate(const torch::Tensor& values, const torch::Tensor& mask,
+                        const std::string& mode, int norm_length);
+
+// Per-token KL estimate of the current policy from the reference, from log-probs of the taken
+// tokens: with d = ref - logp, k1 = -d, k2 = d^2 / 2, k3 = exp(d) - d - 1 (clamped to [-10, 10]).
+torch::Tensor kl_estimate(const torch::Tensor& logprobs, const torch::Tensor& ref_logprobs,
+                          const std::string& estimator);
+
+LossOutput policy_loss(const LossInputs& in, const LossOptions& opts);
+
+}  // namespace strata::rl
