@@ -124,6 +124,8 @@ class Episode {
   void on_retrieval(const std::vector<RetrievedDoc>& docs, double ms, int attempts);
   // The pending search failed for good: the episode ends as kRetrievalFailed with `why`.
   void on_retrieval_failed(const std::string& why, double ms, int attempts);
+  // The engine cannot continue the sequence (its context is full): ends as kMaxResponseTokens.
+  void stop_for_length() { finish(EndReason::kMaxResponseTokens); }
 
   bool done() const { return end_ != EndReason::kNone; }
   EndReason end_reason() const { return end_; }
