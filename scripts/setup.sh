@@ -62,15 +62,36 @@ if ! have_torch "$PYTHON"; then
   have_torch "$PYTHON" || { say "torch==$TORCH_VERSION still not importable by $PYTHON"; exit 1; }
 fi
 
+# ---- Python packages the parity tests compare against (pinned) -----------------------------
+# name==version:import-name
+PY_TEST_PACKAGES=("tokenizers==0.23.3:tokenizers")
+py_missing=()
+for spec in "${PY_TEST_PACKAGES[@]}"; do
+  pkg="${spec%%:*}"; mod="${spec##*:}"; want="${pkg##*==}"
+  "$PYTHON" -W ignore -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('${pkg%%==*}') == '$want' else 1)" \
+    >/dev/null 2>&1 && "$PYTHON" -W ignore -c "import $mod" >/dev/null 2>&1 || py_missing+=("$pkg")
+done
+if ((${#py_missing[@]})); then
+  say "installing Python test references: ${py_missing[*]}"
+  "$PYTHON" -m pip install -q "${py_missing[@]}"
+fi
+
 # ---- configure and build --------------------------------------------------------------------
 export CCACHE_BASEDIR="$ROOT"   # cache hits across clones in other folders
 export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
-  say "configuring $BUILD_DIR (Release)"
+  say "configuring $BUILD_DIR (Release; log in $BUILD_DIR/configure.log)"
+  mkdir -p "$BUILD_DIR"
   # shellcheck disable=SC2086
-  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DPython3_EXECUTABLE="$(command -v "$PYTHON" || echo "$PYTHON")" ${STRATA_CMAKE_ARGS:-} >/dev/null
+  if ! cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DPython3_EXECUTABLE="$(command -v "$PYTHON" || echo "$PYTHON")" ${STRATA_CMAKE_ARGS:-} \
+      >"$BUILD_DIR/configure.log" 2>&1; then
+    cat "$BUILD_DIR/configure.log" >&2
+    rm -f "$BUILD_DIR/build.ninja"
+    exit 1
+  fi
+  grep -E "^-- strata:" "$BUILD_DIR/configure.log" >&2 || true
 fi
 say "building ($JOBS jobs)"
 cmake --build "$BUILD_DIR" -j "$JOBS"
