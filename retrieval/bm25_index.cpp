@@ -1,0 +1,313 @@
+#include "retrieval/bm25_index.h"
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/error.h"
+#include "retrieval/bm25_format.h"
+#include "retrieval/bm25_search.h"
+#include "retrieval/impl/mapped_file.h"
+
+namespace strata::retrieval {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Per-thread analyzer and search buffers (an Analyzer is not thread-safe).
+struct ThreadState {
+  std::unique_ptr<Analyzer> analyzer;
+  std::vector<std::string> tokens;
+  SearchScratch scratch;
+
+  Analyzer& analyzer_for(const AnalyzerOptions& o) {
+    if (!analyzer || analyzer->options().stemmer != o.stemmer ||
+        analyzer->options().stop_words != o.stop_words)
+      analyzer = std::make_unique<Analyzer>(o);
+    return *analyzer;
+  }
+};
+
+ThreadState& thread_state() {
+  thread_local ThreadState state;
+  return state;
+}
+
+template <class T>
+T manifest_field(const nlohmann::json& m, const char* key, const std::string& path) {
+  auto it = m.find(key);
+  STRATA_CHECK(it != m.end(), "index manifest " << path << " lacks \"" << key << "\"");
+  try {
+    return it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    STRATA_FAIL("index manifest " << path << ": \"" << key << "\" has the wrong type");
+  }
+}
+
+}  // namespace
+
+struct Bm25Index::Impl {
+  std::string dir;
+  double k1 = 0, b = 0, avg_doc_len = 0;
+  uint64_t n = 0, nterms = 0, npostings = 0;
+  AnalyzerOptions analyzer;
+  MappedFile terms, strings, postings, doclens, docidx, docs;
+  const format::TermRecord* records = nullptr;
+  const char* term_bytes = nullptr;
+  size_t term_bytes_size = 0;
+  const uint32_t* lens = nullptr;
+  const uint64_t* offsets = nullptr;
+  std::vector<float> norms;
+  PostingsView view;
+
+  std::string file(const char* name) const { return (fs::path(dir) / name).string(); }
+
+  // Maps `name` and checks its header; returns the payload size.
+  size_t map(MappedFile& f, const char* name, format::FileKind kind) {
+    f = MappedFile(file(name));
+    const std::string& path = f.path();
+    STRATA_CHECK(f.size() >= sizeof(format::FileHeader),
+                 "index file " << path << " is truncated (" << f.size() << " bytes)");
+    format::FileHeader h;
+    std::memcpy(&h, f.data(), sizeof(h));
+    STRATA_CHECK(std::memcmp(h.magic, format::kMagic, sizeof(h.magic)) == 0,
+                 "index file " << path << " is not a strata BM25 file (bad magic)");
+    STRATA_CHECK(h.version == format::kVersion,
+                 "index file " << path << " has format version " << h.version
+                               << "; this build reads version " << format::kVersion
+                               << ": rebuild the index with build_index");
+    STRATA_CHECK(h.kind == static_cast<uint32_t>(kind),
+                 "index file " << path << " holds the wrong kind of data (" << h.kind << ")");
+    return f.size() - sizeof(format::FileHeader);
+  }
+
+  void open(const std::string& d) {
+    dir = d;
+    STRATA_CHECK(fs::is_directory(dir), "index directory " << dir << " does not exist");
+    const std::string mpath = file(format::kManifest);
+    std::ifstream in(mpath);
+    STRATA_CHECK(in.good(), "index manifest " << mpath
+                                              << " is missing (not an index, or its build "
+                                                 "did not finish)");
+    nlohmann::json m;
+    try {
+      in >> m;
+    } catch (const nlohmann::json::exception& e) {
+      STRATA_FAIL("index manifest " << mpath << " is not valid JSON: " << e.what());
+    }
+    STRATA_CHECK(m.is_object() &&
+                     m.value("format", std::string()) == std::string(format::kFormatName),
+                 "index manifest " << mpath << " is not a " << format::kFormatName << " manifest");
+    const auto version = manifest_field<uint32_t>(m, "version", mpath);
+    STRATA_CHECK(version == format::kVersion,
+                 "index " << dir << " has format version " << version << " (" << mpath
+                          << "); this build reads version " << format::kVersion
+                          << ": rebuild the index with build_index");
+    k1 = manifest_field<double>(m, "k1", mpath);
+    b = manifest_field<double>(m, "b", mpath);
+    n = manifest_field<uint64_t>(m, "num_docs", mpath);
+    nterms = manifest_field<uint64_t>(m, "num_terms", mpath);
+    npostings = manifest_field<uint64_t>(m, "num_postings", mpath);
+    avg_doc_len = manifest_field<double>(m, "avg_doc_len", mpath);
+    STRATA_CHECK(manifest_field<uint32_t>(m, "block_size", mpath) == format::kBlockSize,
+                 "index manifest " << mpath << ": unsupported block_size");
+    auto an = m.find("analyzer");
+    STRATA_CHECK(an != m.end() && an->is_object(),
+                 "index manifest " << mpath << " lacks \"analyzer\"");
+    analyzer.stemmer = manifest_field<std::string>(*an, "stemmer", mpath);
+    analyzer.stop_words = manifest_field<bool>(*an, "stop_words", mpath);
+    STRATA_CHECK(n < 0xFFFFFFFFu, "index manifest " << mpath << ": num_docs too large");
+
+    const size_t hdr = sizeof(format::FileHeader);
+    size_t bytes = map(terms, format::kTerms, format::FileKind::kTerms);
+    STRATA_CHECK(bytes == nterms * sizeof(format::TermRecord),
+                 "index file " << terms.path() << " has " << bytes << " bytes of records, expected "
+                               << nterms << " terms");
+    records = reinterpret_cast<const format::TermRecord*>(terms.data() + hdr);
+    term_bytes_size = map(strings, format::kTermStrings, format::FileKind::kTermStrings);
+    term_bytes = reinterpret_cast<const char*>(strings.data() + hdr);
+    bytes = map(doclens, format::kDocLens, format::FileKind::kDocLens);
+    STRATA_CHECK(bytes == n * sizeof(uint32_t),
+                 "index file " << doclens.path() << " is truncated or corrupt (" << bytes
+                               << " bytes for " << n << " documents)");
+    lens = reinterpret_cast<const uint32_t*>(doclens.data() + hdr);
+    bytes = map(docidx, format::kDocIndex, format::FileKind::kDocIndex);
+    STRATA_CHECK(bytes == (n + 1) * sizeof(uint64_t),
+                 "index file " << docidx.path() << " is truncated or corrupt (" << bytes
+                               << " bytes for " << n << " documents)");
+    offsets = reinterpret_cast<const uint64_t*>(docidx.data() + hdr);
+    map(docs, format::kDocs, format::FileKind::kDocs);
+    STRATA_CHECK(offsets[0] == hdr && offsets[n] == docs.size(),
+                 "index file " << docs.path() << " does not match " << docidx.path()
+                               << " (truncated or corrupt)");
+    for (uint64_t i = 0; i < n; ++i)
+      STRATA_CHECK(offsets[i] + sizeof(uint32_t) <= offsets[i + 1],
+                   "index file " << docidx.path() << " is corrupt at document " << i);
+    const size_t pbytes = map(postings, format::kPostings, format::FileKind::kPostings);
+    STRATA_CHECK(pbytes >= format::kPostingsPadding,
+                 "index file " << postings.path() << " is truncated");
+    for (uint64_t t = 0; t < nterms; ++t) {
+      const format::TermRecord& r = records[t];
+      STRATA_CHECK(r.df > 0 && r.df <= n && r.postings >= hdr &&
+                       r.postings + uint64_t{format::num_blocks(r.df)} * sizeof(format::BlockHeader) <=
+                           postings.size() - format::kPostingsPadding &&
+                       uint64_t{r.str_offset} + r.str_length <= term_bytes_size,
+                   "index file " << terms.path() << " is corrupt at term " << t);
+    }
+
+    norms.resize(n);
+    for (uint64_t d = 0; d < n; ++d) norms[d] = format::doc_norm(lens[d], k1, b, avg_doc_len);
+    view.data = postings.data();
+    view.size = postings.size();
+    view.norms = norms.data();
+    view.num_docs = static_cast<uint32_t>(n);
+  }
+
+  std::string_view term(uint64_t t) const {
+    return std::string_view(term_bytes + records[t].str_offset, records[t].str_length);
+  }
+
+  const format::TermRecord* find(std::string_view s) const {
+    uint64_t lo = 0, hi = nterms;
+    while (lo < hi) {
+      const uint64_t mid = lo + (hi - lo) / 2;
+      if (term(mid) < s) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo < nterms && term(lo) == s ? &records[lo] : nullptr;
+  }
+
+  // Distinct query terms in order of first appearance, weight = qtf * idf; unknown terms go.
+  std::vector<QueryTerm> prepare(std::string_view query, ThreadState& ts) const {
+    ts.analyzer_for(analyzer).analyze(query, ts.tokens);
+    std::vector<QueryTerm> out;
+    std::vector<uint32_t> counts;
+    for (const std::string& tok : ts.tokens) {
+      const format::TermRecord* r = find(tok);
+      if (r == nullptr) continue;
+      size_t j = 0;
+      while (j < out.size() && out[j].record != r) ++j;
+      if (j == out.size()) {
+        out.push_back({r, 0.0f});
+        counts.push_back(0);
+      }
+      ++counts[j];
+    }
+    for (size_t j = 0; j < out.size(); ++j)
+      out[j].weight = static_cast<float>(counts[j]) * format::idf(n, out[j].record->df);
+    return out;
+  }
+};
+
+Bm25Index::Bm25Index(const std::string& dir) : impl_(std::make_unique<Impl>()) {
+  impl_->open(dir);
+}
+
+Bm25Index::~Bm25Index() = default;
+
+std::vector<Hit> Bm25Index::search(std::string_view query, int k) const {
+  STRATA_CHECK(k >= 0, "top-k must be >= 0, got " << k);
+  ThreadState& ts = thread_state();
+  const std::vector<QueryTerm> terms = impl_->prepare(query, ts);
+  return top_k(impl_->view, terms, k, ts.scratch);
+}
+
+std::vector<Hit> Bm25Index::search_exhaustive(std::string_view query, int k) const {
+  STRATA_CHECK(k >= 0, "top-k must be >= 0, got " << k);
+  ThreadState& ts = thread_state();
+  const std::vector<QueryTerm> terms = impl_->prepare(query, ts);
+  return top_k_exhaustive(impl_->view, terms, k, ts.scratch);
+}
+
+std::vector<std::vector<Hit>> Bm25Index::search_batch(const std::vector<std::string>& queries,
+                                                      int k, int threads) const {
+  STRATA_CHECK(k >= 0, "top-k must be >= 0, got " << k);
+  STRATA_CHECK(threads >= 0, "threads must be >= 0 (0 = all cores), got " << threads);
+  std::vector<std::vector<Hit>> results(queries.size());
+  size_t workers = threads > 0 ? static_cast<size_t>(threads)
+                               : std::max(1u, std::thread::hardware_concurrency());
+  workers = std::min(workers, queries.size());
+  if (workers <= 1) {
+    for (size_t i = 0; i < queries.size(); ++i) results[i] = search(queries[i], k);
+    return results;
+  }
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mu;
+  auto work = [&] {
+    try {
+      for (size_t i; (i = next.fetch_add(1)) < queries.size();) results[i] = search(queries[i], k);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (!error) error = std::current_exception();
+      next = queries.size();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < workers; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+  return results;
+}
+
+DocumentView Bm25Index::document(uint32_t doc) const {
+  STRATA_CHECK(doc < impl_->n, "document " << doc << " out of range (index has " << impl_->n
+                                            << " documents)");
+  const uint8_t* base = impl_->docs.data();
+  const uint64_t begin = impl_->offsets[doc], end = impl_->offsets[doc + 1];
+  uint32_t id_len;
+  std::memcpy(&id_len, base + begin, sizeof(id_len));
+  STRATA_CHECK(id_len <= end - begin - sizeof(id_len),
+               "index file " << impl_->docs.path() << " is corrupt at document " << doc);
+  const char* p = reinterpret_cast<const char*>(base + begin + sizeof(id_len));
+  DocumentView v;
+  v.id = std::string_view(p, id_len);
+  v.contents = std::string_view(p + id_len, end - begin - sizeof(id_len) - id_len);
+  return v;
+}
+
+uint32_t Bm25Index::num_docs() const { return static_cast<uint32_t>(impl_->n); }
+
+std::vector<std::string> Bm25Index::analyze(std::string_view text) const {
+  return thread_state().analyzer_for(impl_->analyzer).analyze(text);
+}
+
+uint32_t Bm25Index::doc_freq(std::string_view term) const {
+  const format::TermRecord* r = impl_->find(term);
+  return r == nullptr ? 0 : r->df;
+}
+
+uint32_t Bm25Index::doc_length(uint32_t doc) const {
+  STRATA_CHECK(doc < impl_->n, "document " << doc << " out of range");
+  return impl_->lens[doc];
+}
+
+const std::string& Bm25Index::dir() const { return impl_->dir; }
+double Bm25Index::k1() const { return impl_->k1; }
+double Bm25Index::b() const { return impl_->b; }
+double Bm25Index::avg_doc_len() const { return impl_->avg_doc_len; }
+uint64_t Bm25Index::num_terms() const { return impl_->nterms; }
+uint64_t Bm25Index::num_postings() const { return impl_->npostings; }
+const AnalyzerOptions& Bm25Index::analyzer_options() const { return impl_->analyzer; }
+
+uint64_t Bm25Index::size_bytes() const {
+  const Impl& i = *impl_;
+  uint64_t total = i.terms.size() + i.strings.size() + i.postings.size() + i.doclens.size() +
+                   i.docidx.size() + i.docs.size();
+  std::error_code ec;
+  const auto m = fs::file_size(i.file(format::kManifest), ec);
+  if (!ec) total += m;
+  return total;
+}
+
+}  // namespace strata::retrieval

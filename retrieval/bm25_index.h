@@ -1,0 +1,58 @@
+// A BM25 index directory opened for search (built by retrieval/bm25_builder.h, layout in
+// retrieval/bm25_format.h). Files are memory-mapped, not read: opening takes milliseconds and
+// the OS page cache holds the data. All const methods are safe to call from many threads.
+//
+//   Bm25Index index("/data/wiki18_bm25");
+//   for (const Hit& h : index.search("who wrote hamlet", 3))
+//     std::cout << index.document(h.doc).id << " " << h.score << "\n";
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "retrieval/analyzer.h"
+#include "retrieval/searcher.h"
+
+namespace strata::retrieval {
+
+class Bm25Index final : public Searcher {
+ public:
+  // Throws strata::Error naming the file when one is missing, truncated, corrupt or of another
+  // format version.
+  explicit Bm25Index(const std::string& dir);
+  ~Bm25Index() override;
+
+  std::vector<Hit> search(std::string_view query, int k) const override;
+  std::vector<std::vector<Hit>> search_batch(const std::vector<std::string>& queries, int k,
+                                             int threads) const override;
+  DocumentView document(uint32_t doc) const override;
+  uint32_t num_docs() const override;
+
+  // The same results as search(), by scoring every posting of every query term (slow; for
+  // tests and benchmarks).
+  std::vector<Hit> search_exhaustive(std::string_view query, int k) const;
+
+  // The query's index terms, through this index's analyzer.
+  std::vector<std::string> analyze(std::string_view text) const;
+  // Documents containing an (already analysed) term; 0 when the term is not in the index.
+  uint32_t doc_freq(std::string_view term) const;
+  uint32_t doc_length(uint32_t doc) const;
+
+  const std::string& dir() const;
+  double k1() const;
+  double b() const;
+  double avg_doc_len() const;
+  uint64_t num_terms() const;
+  uint64_t num_postings() const;
+  const AnalyzerOptions& analyzer_options() const;
+  // Bytes of all index files.
+  uint64_t size_bytes() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata::retrieval

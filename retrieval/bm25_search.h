@@ -1,0 +1,117 @@
+// Query evaluation over the compressed postings of a BM25 index (layout in bm25_format.h).
+//
+// top_k() is an exact document-at-a-time MaxScore with block-max bounds: query terms are ordered
+// by their score upper bound; once the k-th best score (the threshold) exceeds the summed bounds
+// of the weakest terms, those terms only confirm candidates that the others propose, and a
+// candidate is dropped as soon as its partial score plus the block maxima of the lists still to
+// read cannot beat the threshold. Window skipping: when the block maxima of every list over a
+// stretch of documents cannot beat the threshold, the whole stretch is passed over. Priming: the
+// documents of rare lists (<= 512 postings, a name in a question, say), and when those are fewer
+// than k the best block of each other list, are scored exactly before the main pass, so the
+// threshold starts high. The result equals top_k_exhaustive() (which scores every
+// posting, term at a time): same documents, bit-identical scores, ties broken by smaller doc.
+//
+// Bit-identical scores: a document's score is summed in the query's term order (first
+// appearance), whatever order the algorithm visited the lists in. Upper bounds are summed the
+// same way, so rounding can never push a bound below the score it bounds (IEEE addition and
+// multiplication are monotone); the one test that sums in another order gets a few ulps of
+// slack.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "retrieval/bm25_format.h"
+#include "retrieval/searcher.h"
+
+namespace strata::retrieval {
+
+struct PostingsView {
+  const uint8_t* data = nullptr;  // postings.bin, header included
+  size_t size = 0;                // bytes, the trailing padding included
+  const float* norms = nullptr;   // per document: k1 * (1 - b + b * dl / avgdl)
+  uint32_t num_docs = 0;
+};
+
+// One distinct query term, in query order.
+struct QueryTerm {
+  const format::TermRecord* record = nullptr;
+  float weight = 0;  // qtf * idf
+};
+
+// Cursor over one term's postings; decodes one 128-document block at a time.
+class PostingCursor {
+ public:
+  static constexpr uint32_t kEnd = 0xFFFFFFFFu;
+
+  // Throws strata::Error when the term's data lies outside postings.bin.
+  void open(const PostingsView& view, const format::TermRecord& record);
+  uint32_t doc() const { return doc_; }
+  uint32_t tf() {
+    if (!tfs_ready_) decode_tfs();
+    return tfs_[pos_];
+  }
+  void next() {
+    if (++pos_ < count_) {
+      doc_ = docs_[pos_];
+    } else if (block_ + 1 < nblocks_) {
+      decode(block_ + 1);
+    } else {
+      doc_ = kEnd;
+    }
+  }
+  // Moves to the first document >= target.
+  void advance(uint32_t target);
+  // The largest tf_part of the block that would hold `target` (0 past the end); never decodes.
+  float shallow_max(uint32_t target);
+  // The block with the largest maximum, and appending a block's documents to `out` (moves the
+  // cursor to that block). For priming the threshold.
+  uint32_t best_block() const;
+  void append_block(uint32_t block, std::vector<uint32_t>& out);
+  // The last document of that block (kEnd past the end); call after shallow_max(target).
+  uint32_t shallow_last() const {
+    return shallow_ < nblocks_ ? headers_[shallow_].last_doc : kEnd;
+  }
+
+ private:
+  void decode(uint32_t block);
+  void decode_tfs();
+
+  const format::BlockHeader* headers_ = nullptr;
+  const uint8_t* data_ = nullptr;
+  const uint8_t* limit_ = nullptr;  // end of the postings data
+  uint32_t df_ = 0, nblocks_ = 0, num_docs_ = 0;
+  uint32_t block_ = 0, shallow_ = 0, pos_ = 0, count_ = 0;
+  uint32_t doc_ = kEnd;
+  bool tfs_ready_ = false;
+  const uint8_t* tf_data_ = nullptr;
+  uint32_t tf_bits_ = 0;
+  uint32_t docs_[format::kBlockSize];
+  uint32_t tfs_[format::kBlockSize];
+};
+
+// Reusable per-thread buffers.
+struct SearchScratch {
+  std::vector<PostingCursor> cursors;
+  std::vector<float> weights, contrib, block_max, bounds;
+  std::vector<double> block_bounds;
+  std::vector<uint32_t> order, position;
+  std::vector<Hit> heap;
+  std::vector<uint32_t> primed;       // documents scored before the main pass
+  std::vector<PostingCursor> probes;  // cursors for priming
+  PostingCursor probe_one;
+  std::vector<float> acc;         // exhaustive: per-document accumulator
+  std::vector<uint32_t> touched;  // exhaustive: documents with a non-zero accumulator
+};
+
+std::vector<Hit> top_k(const PostingsView& view, const std::vector<QueryTerm>& terms, int k,
+                       SearchScratch& scratch);
+std::vector<Hit> top_k_exhaustive(const PostingsView& view, const std::vector<QueryTerm>& terms,
+                                  int k, SearchScratch& scratch);
+
+// Hit order: higher score first, then smaller document.
+inline bool better(const Hit& a, const Hit& b) {
+  return a.score > b.score || (a.score == b.score && a.doc < b.doc);
+}
+
+}  // namespace strata::retrieval

@@ -1,0 +1,86 @@
+// Client for the retrieval daemon (or any Search-R1-compatible /retrieve server), on libcurl.
+//
+// One worker thread drives a curl multi handle: many requests are in flight at once over a pool
+// of reused keep-alive connections. Each request has a per-attempt timeout and is retried with
+// exponential backoff and jitter on connection errors, timeouts and 5xx answers (never on 4xx).
+// A request that still fails returns an error value (ok = false); nothing throws to the caller.
+//
+//   ClientOptions opts;
+//   opts.url = "http://127.0.0.1:8000/retrieve";
+//   RetrievalClient client(opts);
+//   client.async_retrieve({{"who wrote hamlet"}, 3, true}, [](RetrieveResult r) { ... });
+//   RetrieveResult r = client.retrieve({{"q1", "q2"}});   // blocking convenience
+//
+// With Boost.Asio (see also retrieval/client_asio.h): completion handlers run on the client's
+// worker thread and must be short;
+// post the result to your executor from the handler, e.g.
+//   client.async_retrieve(req, [ex](RetrieveResult r) { net::post(ex, [r = std::move(r)] {...}); });
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "retrieval/protocol.h"
+
+namespace strata::retrieval {
+
+struct ClientOptions {
+  std::string url = "http://127.0.0.1:8000/retrieve";  // the /retrieve endpoint
+  int timeout_ms = 30000;          // per attempt: connect + send + wait + receive
+  int connect_timeout_ms = 3000;   // per attempt: TCP connect alone
+  int max_attempts = 5;            // attempts per request, the first included (>= 1)
+  int backoff_initial_ms = 50;     // wait before the 2nd attempt
+  int backoff_max_ms = 2000;       // cap on one wait
+  double backoff_multiplier = 2.0; // wait grows by this factor per attempt
+  double jitter = 0.5;             // each wait is scaled by a uniform factor in [1 - jitter, 1]
+  int max_in_flight = 64;          // requests accepted and not yet completed; async_retrieve
+                                   // blocks the caller while this many are outstanding
+  int max_connections = 0;         // open connections to the server; 0 = max_in_flight
+  uint64_t seed = 0;               // seed of the jitter generator
+};
+
+// Checks the options; throws strata::Error naming the bad field and value.
+void validate(const ClientOptions& opts);
+
+struct RetrieveResult {
+  bool ok = false;
+  std::vector<std::vector<Document>> results;  // one list per query, request order (when ok)
+  std::string error;     // why it failed (when !ok): transport error or the server's message
+  int attempts = 0;      // attempts made
+  long http_status = 0;  // status of the last attempt; 0 when no response came back
+  double seconds = 0;    // from submission to completion, retries included
+};
+
+class RetrievalClient {
+ public:
+  using Callback = std::function<void(RetrieveResult)>;
+
+  explicit RetrievalClient(ClientOptions opts = {});
+  // Fails every request still pending with "client shut down" and joins the worker.
+  ~RetrievalClient();
+  RetrievalClient(const RetrievalClient&) = delete;
+  RetrievalClient& operator=(const RetrievalClient&) = delete;
+
+  // Queues a request; `on_done` is called exactly once, on the worker thread. Blocks while
+  // max_in_flight requests are outstanding (back-pressure), except when called from a completion
+  // handler, where it never blocks.
+  void async_retrieve(RetrieveRequest req, Callback on_done);
+  // Blocking convenience over async_retrieve. From a completion handler it returns an error
+  // value instead of deadlocking.
+  RetrieveResult retrieve(RetrieveRequest req);
+
+  // Requests accepted and not yet completed.
+  int in_flight() const;
+  // Peak of in_flight() since construction (for tests of back-pressure).
+  int peak_in_flight() const;
+  const ClientOptions& options() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata::retrieval
