@@ -43,6 +43,19 @@ endif()
 
 get_filename_component(_torch_root "${STRATA_TORCH_PREFIX}/../.." ABSOLUTE)
 add_library(strata_torch INTERFACE)
+
+# The wheel's include/ also carries its own copies of protobuf and fmt headers, older or newer
+# than Debian's libraries that strata links. A shim folder that points at the system copies comes
+# first on the include path, so <google/protobuf/...> and <fmt/...> always match the libraries.
+set(_shim "${CMAKE_BINARY_DIR}/include_shim")
+file(MAKE_DIRECTORY "${_shim}")
+foreach(_dir google fmt)
+  find_path(_sys_${_dir} NAMES ${_dir} PATHS /usr/include NO_DEFAULT_PATH)
+  if(_sys_${_dir} AND NOT EXISTS "${_shim}/${_dir}")
+    file(CREATE_LINK "${_sys_${_dir}}/${_dir}" "${_shim}/${_dir}" SYMBOLIC)
+  endif()
+endforeach()
+target_include_directories(strata_torch SYSTEM BEFORE INTERFACE "${_shim}")
 if(STRATA_HAVE_CUDA)
   list(APPEND CMAKE_PREFIX_PATH "${STRATA_TORCH_PREFIX}")
   find_package(Torch REQUIRED)

@@ -64,7 +64,8 @@ fi
 
 # ---- Python packages the parity tests compare against (pinned) -----------------------------
 # name==version:import-name
-PY_TEST_PACKAGES=("tokenizers==0.23.3:tokenizers")
+PY_TEST_PACKAGES=("tokenizers==0.23.3:tokenizers" "transformers==5.23.0:transformers"
+                  "safetensors==0.8.0:safetensors" "numpy==2.4.6:numpy")
 py_missing=()
 for spec in "${PY_TEST_PACKAGES[@]}"; do
   pkg="${spec%%:*}"; mod="${spec##*:}"; want="${pkg##*==}"

@@ -1,0 +1,382 @@
+#include "agent/model.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "agent/kv_cache.h"
+#include "core/error.h"
+
+namespace strata::agent {
+namespace {
+
+using torch::Tensor;
+namespace F = torch::nn::functional;
+
+std::string shape_str(c10::IntArrayRef s) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << "]";
+  return os.str();
+}
+
+Tensor rms_norm(const Tensor& x, const Tensor& w, double eps) {
+  Tensor xf = x.to(torch::kFloat32);
+  Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
+  xf = xf * torch::rsqrt(var + eps);
+  return w * xf.to(x.scalar_type());
+}
+
+Tensor rotate_half(const Tensor& x) {
+  const int64_t h = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  return b.defined() ? torch::nn::functional::linear(x, w, b) : torch::nn::functional::linear(x, w);
+}
+
+// Layer-weight suffixes in Model::W order, with whether each exists for `c`.
+struct WSpec {
+  const char* suffix;
+  bool present;
+  std::vector<int64_t> shape;
+};
+
+std::vector<WSpec> layer_specs(const ModelConfig& c) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, QD = c.num_attention_heads * c.head_dim,
+                KD = c.kv_dim();
+  const bool qb = c.qkv_bias(), ob = c.o_bias(), mb = c.mlp_bias;
+  return {
+      {"input_layernorm.weight", true, {H}},
+      {"self_attn.q_proj.weight", true, {QD, H}},
+      {"self_attn.q_proj.bias", qb, {QD}},
+      {"self_attn.k_proj.weight", true, {KD, H}},
+      {"self_attn.k_proj.bias", qb, {KD}},
+      {"self_attn.v_proj.weight", true, {KD, H}},
+      {"self_attn.v_proj.bias", qb, {KD}},
+      {"self_attn.o_proj.weight", true, {H, QD}},
+      {"self_attn.o_proj.bias", ob, {H}},
+      {"post_attention_layernorm.weight", true, {H}},
+      {"mlp.gate_proj.weight", true, {I, H}},
+      {"mlp.gate_proj.bias", mb, {I}},
+      {"mlp.up_proj.weight", true, {I, H}},
+      {"mlp.up_proj.bias", mb, {I}},
+      {"mlp.down_proj.weight", true, {H, I}},
+      {"mlp.down_proj.bias", mb, {H}},
+  };
+}
+
+std::string layer_prefix(int64_t l) { return "model.layers." + std::to_string(l) + "."; }
+
+// Gradient checkpointing: the layer output is computed without a graph in forward and
+// recomputed (with one) in backward. inputs = [x, cos, sin, mask, layer weights...].
+struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+  static Tensor forward(torch::autograd::AutogradContext* ctx, at::TensorList inputs, int64_t model_ptr,
+                        int64_t layer) {
+    ctx->saved_data["model"] = model_ptr;
+    ctx->saved_data["layer"] = layer;
+    ctx->save_for_backward(inputs.vec());
+    const auto* model = reinterpret_cast<const Model*>(model_ptr);
+    std::vector<Tensor> w(inputs.begin() + 4, inputs.end());
+    return model->layer_forward(layer, w, inputs[0], inputs[1], inputs[2], inputs[3]);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    const auto* model = reinterpret_cast<const Model*>(ctx->saved_data["model"].toInt());
+    const int64_t layer = ctx->saved_data["layer"].toInt();
+    auto saved = ctx->get_saved_variables();
+    torch::AutoGradMode grad_on(true);
+    std::vector<Tensor> leaves;
+    Tensor x = saved[0].detach().requires_grad_(true);
+    leaves.push_back(x);
+    std::vector<Tensor> w;
+    for (size_t i = 4; i < saved.size(); ++i) {
+      w.push_back(saved[i].detach().requires_grad_(true));
+      leaves.push_back(w.back());
+    }
+    Tensor out = model->layer_forward(layer, w, x, saved[1], saved[2], saved[3]);
+    auto grads = torch::autograd::grad({out}, leaves, {grad_out[0]}, /*retain_graph=*/false,
+                                       /*create_graph=*/false, /*allow_unused=*/true);
+    torch::autograd::variable_list result;
+    result.push_back(grads[0]);
+    result.push_back(Tensor());  // cos
+    result.push_back(Tensor());  // sin
+    result.push_back(Tensor());  // mask
+    for (size_t i = 1; i < grads.size(); ++i) result.push_back(saved[i + 3].requires_grad() ? grads[i] : Tensor());
+    result.push_back(Tensor());  // model_ptr
+    result.push_back(Tensor());  // layer
+    return result;
+  }
+};
+
+}  // namespace
+
+Model::Model(ModelConfig config, const std::map<std::string, Tensor>& weights) : config_(std::move(config)) {
+  config_.validate();
+  const auto& c = config_;
+  std::map<std::string, bool> used;
+  for (const auto& kv : weights) used[kv.first] = false;
+  auto take = [&](const std::string& name, const std::vector<int64_t>& shape) -> Tensor {
+    auto it = weights.find(name);
+    STRATA_CHECK(it != weights.end(), "checkpoint is missing tensor '" << name << "' (expected shape "
+                                                                       << shape_str(shape) << ")");
+    STRATA_CHECK(it->second.sizes().vec() == shape, "tensor '" << name << "' has shape " << shape_str(it->second.sizes())
+                                                               << " but the config needs " << shape_str(shape));
+    used[name] = true;
+    return it->second;
+  };
+  embed_ = take("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+  norm_ = take("model.norm.weight", {c.hidden_size});
+  if (!c.tie_word_embeddings) {
+    lm_head_ = take("lm_head.weight", {c.vocab_size, c.hidden_size});
+  } else if (weights.count("lm_head.weight")) {
+    used["lm_head.weight"] = true;  // some tied checkpoints store a copy; the embedding wins
+  }
+  const auto specs = layer_specs(c);
+  layers_.resize(static_cast<size_t>(c.num_hidden_layers));
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    for (size_t i = 0; i < specs.size(); ++i) {
+      if (!specs[i].present) continue;
+      layers_[static_cast<size_t>(l)].w[i] = take(layer_prefix(l) + specs[i].suffix, specs[i].shape);
+    }
+  }
+  for (const auto& [name, was_used] : used) {
+    if (was_used) continue;
+    if (name.size() >= 19 && name.compare(name.size() - 19, 19, "rotary_emb.inv_freq") == 0) continue;
+    STRATA_FAIL("checkpoint has unexpected tensor '" << name << "' with shape " << shape_str(weights.at(name).sizes())
+                                                     << " (model_type " << c.model_type << ", "
+                                                     << c.num_hidden_layers << " layers)");
+  }
+  // Rotary inverse frequencies, computed in float32 as transformers does.
+  const int64_t D = c.head_dim;
+  Tensor inv = 1.0 / torch::pow(c.rope_theta, torch::arange(0, D, 2, torch::kInt64).to(torch::kFloat32) / D);
+  if (c.rope_scaling.type == "llama3") {
+    const double factor = c.rope_scaling.factor, lf = c.rope_scaling.low_freq_factor,
+                 hf = c.rope_scaling.high_freq_factor;
+    const double old_ctx = static_cast<double>(c.rope_scaling.original_max_position_embeddings);
+    const double low_wl = old_ctx / lf, high_wl = old_ctx / hf;
+    Tensor wavelen = 2 * M_PI / inv;
+    Tensor scaled = torch::where(wavelen > low_wl, inv / factor, inv);
+    Tensor smooth = (old_ctx / wavelen - lf) / (hf - lf);
+    Tensor smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+    Tensor medium = (wavelen >= high_wl).logical_and(wavelen <= low_wl);
+    inv = torch::where(medium, smoothed, scaled);
+  }
+  inv_freq_ = inv.to(embed_.device());
+}
+
+std::map<std::string, Tensor> Model::named_parameters() const {
+  std::map<std::string, Tensor> out;
+  out["model.embed_tokens.weight"] = embed_;
+  out["model.norm.weight"] = norm_;
+  if (!config_.tie_word_embeddings) out["lm_head.weight"] = lm_head_;
+  const auto specs = layer_specs(config_);
+  for (size_t l = 0; l < layers_.size(); ++l)
+    for (size_t i = 0; i < specs.size(); ++i)
+      if (layers_[l].w[i].defined()) out[layer_prefix(static_cast<int64_t>(l)) + specs[i].suffix] = layers_[l].w[i];
+  return out;
+}
+
+std::vector<Tensor> Model::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& kv : named_parameters()) out.push_back(kv.second);
+  return out;
+}
+
+void Model::to(torch::Device device, torch::Dtype dtype) {
+  auto conv = [&](Tensor& t) {
+    if (t.defined()) t = t.to(device, dtype);
+  };
+  conv(embed_);
+  conv(norm_);
+  conv(lm_head_);
+  for (auto& l : layers_)
+    for (auto& w : l.w) conv(w);
+  inv_freq_ = inv_freq_.to(device);
+}
+
+void Model::set_requires_grad(bool on) {
+  auto set = [&](Tensor& t) {
+    if (t.defined()) t.set_requires_grad(on);
+  };
+  set(embed_);
+  set(norm_);
+  set(lm_head_);
+  for (auto& l : layers_)
+    for (auto& w : l.w) set(w);
+}
+
+std::pair<Tensor, Tensor> Model::rotary(const Tensor& positions) const {
+  // freqs: [B, T, D/2] in float32, as transformers computes them
+  Tensor freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_;
+  Tensor emb = torch::cat({freqs, freqs}, -1);
+  return {emb.cos().to(dtype()).unsqueeze(1), emb.sin().to(dtype()).unsqueeze(1)};
+}
+
+Tensor Model::attention(const Layer& L, const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& mask,
+                        KVCache* cache, int64_t layer, const Tensor& slot_idx, const Tensor& pos_idx,
+                        int64_t kv_len, int64_t slot_first) const {
+  const int64_t B = x.size(0), T = x.size(1), D = config_.head_dim, Hq = config_.num_attention_heads,
+                Hk = config_.num_key_value_heads;
+  // q: [B, Hq, T, D]; k, v: [B, Hk, T, D]
+  Tensor q = linear(x, L.w[kQ], L.w[kQb]).view({B, T, Hq, D}).transpose(1, 2);
+  Tensor k = linear(x, L.w[kK], L.w[kKb]).view({B, T, Hk, D}).transpose(1, 2);
+  Tensor v = linear(x, L.w[kV], L.w[kVb]).view({B, T, Hk, D}).transpose(1, 2);
+  q = q * cos + rotate_half(q) * sin;
+  k = k * cos + rotate_half(k) * sin;
+  if (cache != nullptr) {
+    using torch::indexing::Slice;
+    Tensor& kc = cache->k(layer);
+    Tensor& vc = cache->v(layer);
+    if (slot_first >= 0) {
+      // Fast path: the rows are the contiguous slots slot_first.., so the cache is read through
+      // a view instead of a gathered copy.
+      Tensor kv_k = kc.narrow(0, slot_first, B), kv_v = vc.narrow(0, slot_first, B);
+      Tensor rows = torch::arange(B, pos_idx.options()).view({B, 1});
+      kv_k.index_put_({rows, Slice(), pos_idx}, k.transpose(1, 2));
+      kv_v.index_put_({rows, Slice(), pos_idx}, v.transpose(1, 2));
+      k = kv_k.narrow(2, 0, kv_len);
+      v = kv_v.narrow(2, 0, kv_len);
+    } else {
+      Tensor rows = slot_idx.view({B, 1});
+      // index_put with [B,1] slots and [B,T] positions takes values [B, T, Hk, D]
+      kc.index_put_({rows, Slice(), pos_idx}, k.transpose(1, 2));
+      vc.index_put_({rows, Slice(), pos_idx}, v.transpose(1, 2));
+      k = kc.narrow(2, 0, kv_len).index_select(0, slot_idx);
+      v = vc.narrow(2, 0, kv_len).index_select(0, slot_idx);
+    }
+  }
+  Tensor out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, std::nullopt, /*enable_gqa=*/Hq != Hk);
+  out = out.transpose(1, 2).reshape({B, T, Hq * D});
+  return linear(out, L.w[kO], L.w[kOb]);
+}
+
+Tensor Model::block(const Layer& L, const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& mask,
+                    KVCache* cache, int64_t layer, const Tensor& slot_idx, const Tensor& pos_idx,
+                    int64_t kv_len, int64_t slot_first) const {
+  const double eps = config_.rms_norm_eps;
+  Tensor h = x + attention(L, rms_norm(x, L.w[kInNorm], eps), cos, sin, mask, cache, layer, slot_idx, pos_idx, kv_len,
+                         slot_first);
+  Tensor n = rms_norm(h, L.w[kPostNorm], eps);
+  Tensor act = torch::silu(linear(n, L.w[kGate], L.w[kGateB])) * linear(n, L.w[kUp], L.w[kUpB]);
+  return h + linear(act, L.w[kDown], L.w[kDownB]);
+}
+
+std::vector<Tensor> Model::layer_weights(int64_t layer) const {
+  std::vector<Tensor> out;
+  for (const auto& w : layers_.at(static_cast<size_t>(layer)).w)
+    if (w.defined()) out.push_back(w);
+  return out;
+}
+
+Model::Layer Model::layer_from(int64_t layer, const std::vector<Tensor>& weights) const {
+  Layer L;
+  size_t j = 0;
+  const auto& orig = layers_.at(static_cast<size_t>(layer));
+  for (int i = 0; i < kCount; ++i)
+    if (orig.w[i].defined()) L.w[i] = weights.at(j++);
+  STRATA_ASSERT(j == weights.size(), "layer_from: " << weights.size() << " weights for " << j << " slots");
+  return L;
+}
+
+Tensor Model::layer_forward(int64_t layer, const std::vector<Tensor>& weights, const Tensor& x, const Tensor& cos,
+                            const Tensor& sin, const Tensor& mask) const {
+  return block(layer_from(layer, weights), x, cos, sin, mask, nullptr, layer, {}, {}, 0, -1);
+}
+
+Tensor Model::hidden_states(const Tensor& input_ids, const Tensor& attention_mask, const Tensor& position_ids,
+                            const ForwardOptions& options) const {
+  STRATA_CHECK(defined(), "Model::hidden_states on an empty model");
+  STRATA_CHECK(input_ids.dim() == 2, "input_ids must be [B, T], got " << shape_str(input_ids.sizes()));
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  const auto dev = device();
+  Tensor ids = input_ids.to(dev, torch::kInt64);
+  Tensor keep = attention_mask.defined() ? attention_mask.to(dev).to(torch::kBool)
+                                         : torch::ones({B, T}, torch::TensorOptions().dtype(torch::kBool).device(dev));
+  STRATA_CHECK(keep.sizes() == ids.sizes(), "attention_mask " << shape_str(keep.sizes()) << " must match input_ids "
+                                                              << shape_str(ids.sizes()));
+  Tensor pos = position_ids.defined() ? position_ids.to(dev, torch::kInt64)
+                                      : (keep.to(torch::kInt64).cumsum(-1) - 1).clamp_min(0);
+  auto [cos, sin] = rotary(pos);
+  // mask: [B, 1, T, T] bool; causal, padding keys hidden, the diagonal always visible so that
+  // padded query rows stay finite.
+  auto bopt = torch::TensorOptions().dtype(torch::kBool).device(dev);
+  Tensor causal = torch::ones({T, T}, bopt).tril();
+  Tensor mask = causal.unsqueeze(0).logical_and(keep.unsqueeze(1)).logical_or(torch::eye(T, bopt).unsqueeze(0));
+  mask = mask.unsqueeze(1);
+  Tensor x = torch::embedding(embed_, ids);
+  const bool ckpt = options.gradient_checkpointing && torch::GradMode::is_enabled();
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
+    if (ckpt) {
+      std::vector<Tensor> inputs = {x, cos, sin, mask};
+      for (auto& w : layer_weights(l)) inputs.push_back(w);
+      x = CheckpointedLayer::apply(at::TensorList(inputs), reinterpret_cast<int64_t>(this), l);
+    } else {
+      x = block(layers_[static_cast<size_t>(l)], x, cos, sin, mask, nullptr, l, {}, {}, 0, -1);
+    }
+  }
+  return rms_norm(x, norm_, config_.rms_norm_eps);
+}
+
+Tensor Model::lm_head(const Tensor& hidden) const { return torch::nn::functional::linear(hidden, lm_head_weight()); }
+
+Tensor Model::forward(const Tensor& input_ids, const Tensor& attention_mask, const Tensor& position_ids,
+                      const ForwardOptions& options) const {
+  return lm_head(hidden_states(input_ids, attention_mask, position_ids, options));
+}
+
+Tensor Model::forward_cached(const Tensor& input_ids, KVCache& cache, const std::vector<int64_t>& slots,
+                             const std::vector<int64_t>& start) const {
+  torch::NoGradGuard no_grad;
+  STRATA_CHECK(input_ids.dim() == 2, "input_ids must be [B, T], got " << shape_str(input_ids.sizes()));
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  STRATA_CHECK(static_cast<int64_t>(slots.size()) == B && static_cast<int64_t>(start.size()) == B,
+               "forward_cached: " << slots.size() << " slots and " << start.size() << " starts for batch " << B);
+  const auto dev = device();
+  int64_t max_start = 0;
+  for (int64_t s : start) max_start = std::max(max_start, s);
+  const int64_t kv_len = max_start + T;
+  STRATA_CHECK(kv_len <= cache.capacity(),
+               "KV cache capacity " << cache.capacity() << " exceeded: a sequence needs " << kv_len << " positions");
+  auto lopt = torch::TensorOptions().dtype(torch::kInt64);
+  Tensor slot_idx = torch::tensor(slots, lopt).to(dev);
+  Tensor pos = (torch::tensor(start, lopt).view({B, 1}) + torch::arange(T, lopt).view({1, T})).to(dev);  // [B, T]
+  // mask: [B, 1, T, S]: key j is visible to the query at position p when j <= p
+  Tensor mask = torch::arange(kv_len, lopt.device(dev)).view({1, 1, kv_len}).le(pos.unsqueeze(-1)).unsqueeze(1);
+  auto [cos, sin] = rotary(pos);
+  Tensor x = torch::embedding(embed_, input_ids.to(dev, torch::kInt64));
+  int64_t slot_first = slots[0];
+  for (int64_t b = 1; b < B; ++b)
+    if (slots[static_cast<size_t>(b)] != slots[0] + b) slot_first = -1;
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l)
+    x = block(layers_[static_cast<size_t>(l)], x, cos, sin, mask, &cache, l, slot_idx, pos, kv_len, slot_first);
+  return rms_norm(x, norm_, config_.rms_norm_eps);
+}
+
+Model init_random_model(const ModelConfig& config, uint64_t seed) {
+  config.validate();
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const double std = 0.02;
+  std::map<std::string, Tensor> w;
+  auto normal = [&](const std::vector<int64_t>& shape) { return torch::randn(shape, gen) * std; };
+  const int64_t V = config.vocab_size, H = config.hidden_size;
+  w["model.embed_tokens.weight"] = normal({V, H});
+  w["model.norm.weight"] = torch::ones({H});
+  if (!config.tie_word_embeddings) w["lm_head.weight"] = normal({V, H});
+  const auto specs = layer_specs(config);
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+    for (const auto& s : specs) {
+      if (!s.present) continue;
+      const std::string name = layer_prefix(l) + s.suffix;
+      if (std::string(s.suffix).find("layernorm") != std::string::npos) w[name] = torch::ones(s.shape);
+      else if (s.shape.size() == 1) w[name] = torch::zeros(s.shape);
+      else w[name] = normal(s.shape);
+    }
+  }
+  return Model(config, w);
+}
+
+}  // namespace strata::agent

@@ -1,0 +1,99 @@
+// The policy model: a Qwen2 / Llama decoder-only transformer as plain weight tensors and
+// functional LibTorch ops (RMSNorm, rotary embeddings with optional Llama-3 scaling, grouped-query
+// attention through scaled_dot_product_attention, SwiGLU MLP, tied or separate lm_head).
+// Weight names are Hugging Face's (model.layers.0.self_attn.q_proj.weight, ...).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/model_config.h"
+
+namespace strata::agent {
+
+class KVCache;
+
+// Options for a full (uncached) forward over a padded batch.
+struct ForwardOptions {
+  bool gradient_checkpointing = false;  // recompute each layer in backward instead of storing it
+};
+
+class Model {
+ public:
+  Model() = default;
+  // Takes HF-named weights. Missing, unexpected or mis-shaped tensors are a strata::Error that
+  // names the tensor and both shapes. `lm_head.weight` is accepted and ignored when tied.
+  Model(ModelConfig config, const std::map<std::string, torch::Tensor>& weights);
+
+  const ModelConfig& config() const { return config_; }
+  bool defined() const { return embed_.defined(); }
+  torch::Device device() const { return embed_.device(); }
+  torch::Dtype dtype() const { return embed_.scalar_type(); }
+
+  // Every weight under its HF name (lm_head.weight only when untied). Shares storage.
+  std::map<std::string, torch::Tensor> named_parameters() const;
+  std::vector<torch::Tensor> parameters() const;
+  // Converts (copies) every weight; a no-op for weights already there.
+  void to(torch::Device device, torch::Dtype dtype);
+  void set_requires_grad(bool on);
+
+  // input_ids, attention_mask (1 = token, 0 = padding; may be undefined = all ones),
+  // position_ids (undefined = cumsum(mask) - 1): [B, T]. Returns hidden states [B, T, H]
+  // after the final norm. Padded positions produce finite garbage.
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                              const torch::Tensor& position_ids = {},
+                              const ForwardOptions& options = {}) const;
+  // logits: [B, T, V] in the model dtype.
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                        const torch::Tensor& position_ids = {}, const ForwardOptions& options = {}) const;
+  // hidden: [..., H] -> logits [..., V]
+  torch::Tensor lm_head(const torch::Tensor& hidden) const;
+  const torch::Tensor& lm_head_weight() const { return config_.tie_word_embeddings ? embed_ : lm_head_; }
+
+  // Incremental forward against a KV cache. input_ids: [B, T] (no padding), slots: [B] cache
+  // slots, start: [B] number of positions already cached for each row. Writes the new keys and
+  // values at start..start+T-1 and returns hidden states [B, T, H].
+  torch::Tensor forward_cached(const torch::Tensor& input_ids, KVCache& cache,
+                               const std::vector<int64_t>& slots, const std::vector<int64_t>& start) const;
+
+  // Recomputes decoder layer `layer` (used by gradient checkpointing). x: [B, T, H];
+  // cos, sin: [B, 1, T, D]; mask: [B, 1, T, S] bool.
+  torch::Tensor layer_forward(int64_t layer, const std::vector<torch::Tensor>& weights,
+                              const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                              const torch::Tensor& mask) const;
+  // The weights layer_forward takes for `layer`, in its order (undefined biases left out).
+  std::vector<torch::Tensor> layer_weights(int64_t layer) const;
+
+  // Rotary tables for positions [B, T]: cos, sin [B, 1, T, D] in the model dtype.
+  std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions) const;
+
+ private:
+  enum W { kInNorm, kQ, kQb, kK, kKb, kV, kVb, kO, kOb, kPostNorm, kGate, kGateB, kUp, kUpB, kDown, kDownB, kCount };
+  struct Layer {
+    torch::Tensor w[kCount];
+  };
+  std::vector<std::pair<std::string, torch::Tensor*>> slots_();
+  torch::Tensor attention(const Layer& l, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                          const torch::Tensor& mask, KVCache* cache, int64_t layer, const torch::Tensor& slot_idx,
+                          const torch::Tensor& pos_idx, int64_t kv_len, int64_t slot_first) const;
+  torch::Tensor block(const Layer& l, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                      const torch::Tensor& mask, KVCache* cache, int64_t layer, const torch::Tensor& slot_idx,
+                      const torch::Tensor& pos_idx, int64_t kv_len, int64_t slot_first) const;
+  Layer layer_from(int64_t layer, const std::vector<torch::Tensor>& weights) const;
+
+  ModelConfig config_;
+  torch::Tensor embed_;    // [V, H]
+  torch::Tensor norm_;     // [H]
+  torch::Tensor lm_head_;  // [V, H] when untied
+  torch::Tensor inv_freq_; // [D/2] float32, rope scaling applied
+  std::vector<Layer> layers_;
+};
+
+// Random initialisation in the HF style (normal(0, 0.02) matrices, zero biases, unit norms),
+// deterministic for a seed. Weights are float32 on CPU.
+Model init_random_model(const ModelConfig& config, uint64_t seed);
+
+}  // namespace strata::agent

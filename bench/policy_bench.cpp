@@ -1,0 +1,89 @@
+// policy_bench: strata's side of scripts/bench/policy.sh. Times, on a model directory,
+//   gen:   greedy generation of --new tokens for --batch prompts of --prompt-len random ids
+//          (engine with --batch slots; prefill + decode), reported as generated tokens/s;
+//   peak:  the float32 GEMM rate of agent/runtime.h bench_matmul (n = 1024), GFLOP/s;
+//   train: forward + backward of sequence_logprobs over [--batch, --seq] ids, tokens/s.
+// Prints one JSON line per run.
+#include <chrono>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/checkpoint.h"
+#include "agent/generation.h"
+#include "agent/logprobs.h"
+#include "agent/runtime.h"
+#include "core/cli.h"
+#include "core/rng.h"
+
+int main(int argc, char** argv) {
+  using namespace strata::agent;
+  CLI::App app{"Time strata's policy model: generation and training throughput."};
+  app.name("policy_bench");
+  std::string model_dir, mode = "gen";
+  int64_t batch = 1, prompt_len = 128, new_tokens = 128, seq = 256, reps = 1;
+  int threads = 0;
+  app.add_option("--model", model_dir, "model directory (gen, train)");
+  app.add_option("--mode", mode, "gen, train or peak (float32 GEMM GFLOP/s)")
+      ->check(CLI::IsMember({"gen", "train", "peak"}));
+  app.add_option("--batch", batch, "sequences")->capture_default_str();
+  app.add_option("--prompt-len", prompt_len, "gen: prompt tokens")->capture_default_str();
+  app.add_option("--new", new_tokens, "gen: generated tokens per sequence")->capture_default_str();
+  app.add_option("--seq", seq, "train: tokens per sequence")->capture_default_str();
+  app.add_option("--reps", reps, "timed repetitions (best kept) after one warm-up")->capture_default_str();
+  app.add_option("--threads", threads, "intra-op threads (0 = default)")->capture_default_str();
+  return strata::cli::run_main(app, argc, argv, [&] {
+    if (threads > 0) torch::set_num_threads(threads);
+    if (mode == "peak") {
+      const auto r = bench_matmul(1024, 5, "float32", "cpu");
+      std::printf("%s\n", nlohmann::json({{"mode", "peak"}, {"n", r.n}, {"gflops", r.gflops}}).dump().c_str());
+      return 0;
+    }
+    Model model = load_model(model_dir);
+    const int64_t V = model.config().vocab_size;
+    strata::Rng rng(1);
+    double best = 1e30;
+    nlohmann::json j;
+    if (mode == "gen") {
+      std::vector<std::vector<int64_t>> prompts(static_cast<size_t>(batch));
+      for (auto& p : prompts)
+        for (int64_t i = 0; i < prompt_len; ++i) p.push_back(static_cast<int64_t>(rng.below(static_cast<uint64_t>(V))));
+      GenerationOptions g;
+      g.sampling.temperature = 0;
+      g.max_new_tokens = new_tokens;
+      g.use_config_eos = false;
+      EngineOptions e{batch, prompt_len + new_tokens + 1};
+      int64_t produced = 0;
+      for (int64_t r = 0; r <= reps; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto res = generate(model, prompts, g, e);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        produced = 0;
+        for (const auto& x : res) produced += static_cast<int64_t>(x.tokens.size());
+        if (r > 0 || reps == 0) best = std::min(best, s);
+      }
+      j = {{"mode", "gen"}, {"batch", batch}, {"prompt_len", prompt_len}, {"new", new_tokens},
+           {"seconds", best}, {"tokens_per_s", produced / best}};
+    } else {
+      model.set_requires_grad(true);
+      torch::Tensor ids = torch::randint(0, V, {batch, seq}, torch::kInt64);
+      torch::Tensor mask = torch::ones({batch, seq}, torch::kInt64);
+      for (int64_t r = 0; r <= reps; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto lp = sequence_logprobs(model, ids, mask);
+        lp.logprobs.sum().neg().backward();
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
+        if (r > 0 || reps == 0) best = std::min(best, s);
+      }
+      int64_t n = 0;
+      for (const auto& p : model.parameters()) n += p.numel();
+      // 6 * params * tokens for forward + backward of the matmuls (lm_head included)
+      const double flops = 6.0 * static_cast<double>(n) * static_cast<double>(batch * seq);
+      j = {{"mode", "train"}, {"batch", batch}, {"seq", seq}, {"seconds", best},
+           {"tokens_per_s", batch * seq / best}, {"gflops", flops / best / 1e9}, {"params", n}};
+    }
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  });
+}
