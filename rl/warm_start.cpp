@@ -1,0 +1,163 @@
+#include "rl/warm_start.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "env/answer_match.h"
+#include "rl/rollout.h"
+
+namespace strata::rl {
+
+void DemonstratorOptions::validate() const {
+  STRATA_CHECK(under_search >= 0 && under_search <= 1,
+               "demonstrator.under_search: expected [0, 1], got " << under_search);
+  STRATA_CHECK(wrong_passage >= 0 && wrong_passage <= 1,
+               "demonstrator.wrong_passage: expected [0, 1], got " << wrong_passage);
+}
+
+void SftOptions::validate() const {
+  STRATA_CHECK(epochs >= 1, "sft.epochs: expected >= 1, got " << epochs);
+  STRATA_CHECK(batch_size >= 1, "sft.batch_size: expected >= 1, got " << batch_size);
+  STRATA_CHECK(lr > 0, "sft.lr: expected > 0, got " << lr);
+  STRATA_CHECK(grad_clip >= 0, "sft.grad_clip: expected >= 0, got " << grad_clip);
+}
+
+namespace {
+
+std::string title_of(const std::string& contents) {
+  std::string title, text;
+  const auto nl = contents.find('\n');
+  title = nl == std::string::npos ? contents : contents.substr(0, nl);
+  if (title.size() >= 2 && title.front() == '"' && title.back() == '"')
+    title = title.substr(1, title.size() - 2);
+  return title;
+}
+
+}  // namespace
+
+std::vector<Demonstration> make_demonstrations(const std::vector<data::QaRecord>& questions,
+                                               const agent::Tokenizer& tok,
+                                               retrieval::RetrievalClient& client,
+                                               const env::SearchEnvOptions& env_opts,
+                                               const DemonstratorOptions& opts) {
+  opts.validate();
+  env_opts.validate();
+  const auto eos = tok.eos_id();
+  STRATA_CHECK(eos.has_value(), "the tokenizer " << tok.source() << " has no eos token");
+  Rng rng = Rng(opts.seed).fork("demonstrator");
+  const env::EncodeFn encode = [&tok](std::string_view s) { return tok.encode(s, false); };
+  const env::DecodeFn decode = [&tok](const std::vector<int32_t>& ids) { return tok.decode(ids); };
+  std::vector<Demonstration> out;
+  Progress bar("demonstrations", questions.size(), "questions");
+  for (const auto& q : questions) {
+    env::Episode ep(env_opts, q, encode, decode);
+    std::vector<std::string> entities;
+    int hops = 1;
+    if (q.metadata.contains("entities") && q.metadata["entities"].is_array()) {
+      for (const auto& e : q.metadata["entities"]) entities.push_back(e.get<std::string>());
+      hops = q.metadata.value("hops", static_cast<int>(entities.size()));
+    } else {
+      entities = {q.question};
+    }
+    int searches = std::min<int>(hops, static_cast<int>(entities.size()));
+    searches = std::min(searches, env_opts.max_turns - 1);
+    const bool under = searches >= 2 && rng.bernoulli(opts.under_search);
+    if (under) searches = 1;
+
+    std::vector<env::RetrievedDoc> last_docs;
+    for (int s = 0; s < searches; ++s) {
+      const std::string turn = "<think>I need to look up " + entities[s] + ".</think>\n<search> " +
+                               entities[s] + " </search>";
+      const auto ids = encode(turn);
+      const auto step = ep.on_generation(ids, std::vector<float>(ids.size(), 0.0f),
+                                         env::TurnFinish::kStopSequence);
+      STRATA_ASSERT(step.kind == env::Episode::StepKind::kSearch, "demonstration turn did not search");
+      const auto r = client.retrieve({{step.query}, env_opts.topk, false});
+      STRATA_CHECK(r.ok, "retrieval failed while making demonstrations (question " << q.id
+                                                                                << "): " << r.error);
+      last_docs.clear();
+      for (const auto& d : r.results.at(0)) last_docs.push_back({d.id, d.contents});
+      ep.on_retrieval(last_docs, r.seconds * 1e3, r.attempts);
+      STRATA_CHECK(!ep.done(), "demonstration for " << q.id << " ran out of budget ("
+                                                    << env::end_reason_name(ep.end_reason()) << ")");
+      (void)ep.take_pending_observation();
+    }
+    std::string answer = q.golden_answers.at(0);
+    const bool wrong = !last_docs.empty() && (under || rng.bernoulli(opts.wrong_passage));
+    if (wrong) {
+      for (const auto& d : last_docs) {
+        const std::string t = title_of(d.contents);
+        if (!t.empty() && env::exact_match(t, q.golden_answers) == 0) {
+          answer = t;
+          break;
+        }
+      }
+    }
+    const std::string final_turn =
+        std::string("<think>") + (searches > 0 ? "The documents answer it." : "I know this.") +
+        "</think>\n<answer> " + answer + " </answer>";
+    auto ids = encode(final_turn);
+    ep.on_generation(ids, std::vector<float>(ids.size(), 0.0f), env::TurnFinish::kStopSequence);
+    STRATA_ASSERT(ep.end_reason() == env::EndReason::kAnswered, "demonstration did not answer");
+
+    Demonstration d;
+    const auto prompt = encode_prompt(tok, ep.prompt_text(), opts.chat);
+    d.example.ids = prompt;
+    d.example.trained.assign(prompt.size(), 0);
+    for (size_t i = 0; i < ep.response_ids().size(); ++i) {
+      d.example.ids.push_back(ep.response_ids()[i]);
+      d.example.trained.push_back(static_cast<uint8_t>(ep.loss_mask()[i]));
+    }
+    d.example.ids.push_back(*eos);
+    d.example.trained.push_back(1);
+    d.text = ep.response_text();
+    d.searches = ep.num_searches();
+    d.correct = env::exact_match(answer, q.golden_answers) > 0;
+    out.push_back(std::move(d));
+    bar.add();
+  }
+  bar.finish();
+  return out;
+}
+
+SftReport sft_train(agent::Model& model, const std::vector<SftExample>& examples,
+                    const SftOptions& opts) {
+  opts.validate();
+  STRATA_CHECK(!examples.empty(), "sft_train: no examples");
+  model.set_requires_grad(true);
+  auto params = model.parameters();
+  torch::optim::AdamW optim(params, torch::optim::AdamWOptions(opts.lr).weight_decay(opts.weight_decay));
+  Rng rng = Rng(opts.seed).fork("sft");
+  std::vector<size_t> order(examples.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  const int per_epoch = static_cast<int>((examples.size() + opts.batch_size - 1) / opts.batch_size);
+  int total = per_epoch * opts.epochs;
+  if (opts.max_steps > 0) total = std::min(total, opts.max_steps);
+  SftReport report;
+  Progress bar("sft", static_cast<uint64_t>(total), "steps");
+  for (int epoch = 0; epoch < opts.epochs && report.steps < total; ++epoch) {
+    rng.shuffle(order);
+    for (size_t start = 0; start < order.size() && report.steps < total; start += opts.batch_size) {
+      std::vector<SftExample> batch;
+      for (size_t i = start; i < std::min(order.size(), start + opts.batch_size); ++i)
+        batch.push_back(examples[order[i]]);
+      optim.zero_grad();
+      const auto l = sft_loss(model, batch);
+      l.loss.backward();
+      if (opts.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, opts.grad_clip);
+      optim.step();
+      const double v = l.loss.item<double>();
+      if (report.steps == 0) report.first_loss = v;
+      report.last_loss = v;
+      ++report.steps;
+      bar.add();
+    }
+  }
+  bar.finish();
+  model.set_requires_grad(false);
+  return report;
+}
+
+}  // namespace strata::rl

@@ -1,0 +1,230 @@
+// The async rollout engine end to end: a small built-in world, a real BM25 daemon on loopback,
+// a tokenizer trained on the world, and a tiny policy given the protocol by a short warm start.
+#include "rl/rollout.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <set>
+
+#include "agent/bpe_trainer.h"
+#include "agent/model.h"
+#include "core/error.h"
+#include "data/qa.h"
+#include "env/world.h"
+#include "retrieval/bm25_builder.h"
+#include "retrieval/bm25_index.h"
+#include "retrieval/server.h"
+#include "rl/warm_start.h"
+#include "tests/test_util.h"
+
+namespace strata::rl {
+namespace {
+
+class Rollouts : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    setenv("STRATA_NO_PROGRESS", "1", 1);
+    at::set_num_threads(1);  // tiny matrices: threads only add overhead on a shared 2-core machine
+    env::WorldOptions w;
+    w.seed = 3;
+    w.entities = 300;
+    w.train = 60;
+    w.dev = 10;
+    w.test = 10;
+    env::write_world(w, dir_.file("world"));
+    retrieval::BuildOptions bo;
+    bo.threads = 1;
+    retrieval::build_index(dir_.file("world/corpus.jsonl"), dir_.file("index"), bo);
+    index_ = std::make_unique<retrieval::Bm25Index>(dir_.file("index"));
+    start_server(0);
+
+    agent::BpeTrainerOptions to;
+    to.vocab_size = 700;
+    to.show_progress = false;
+    agent::BpeTrainer trainer(to);
+    trainer.add_file(dir_.file("world/corpus.jsonl"));
+    trainer.add_file(dir_.file("world/train.jsonl"));
+    tok_ = std::make_unique<agent::Tokenizer>(
+        agent::Tokenizer::from_json(agent::tokenizer_json(trainer.train(), to), "world-tokenizer"));
+
+    auto cfg = agent::make_tiny_config(tok_->vocab_size());
+    cfg.hidden_size = 64;
+    cfg.intermediate_size = 128;
+    cfg.num_hidden_layers = 2;
+    cfg.head_dim = 16;
+    cfg.eos_token_ids = {*tok_->eos_id()};
+    model_ = std::make_unique<agent::Model>(agent::init_random_model(cfg, 7));
+
+    questions_ = data::read_qa_file(dir_.file("world/train.jsonl"));
+    env_.max_turn_tokens = 48;
+    env_.max_obs_tokens = 120;
+    env_.max_response_tokens = 900;
+    // Give the policy the protocol: demonstrations of 1-2 searches, then an answer.
+    std::vector<data::QaRecord> demo_q;
+    for (const auto& q : questions_)
+      if (q.metadata.value("hops", 0) >= 1 && q.metadata.value("hops", 0) <= 2 && demo_q.size() < 24)
+        demo_q.push_back(q);
+    DemonstratorOptions dopts;
+    dopts.under_search = 0.5;
+    auto demos = make_demonstrations(demo_q, *tok_, *client(), env_, dopts);
+    std::vector<SftExample> examples;
+    for (const auto& d : demos) examples.push_back(d.example);
+    SftOptions so;
+    so.epochs = 30;
+    so.batch_size = 8;
+    so.lr = 3e-3;
+    const auto rep = sft_train(*model_, examples, so);
+    ASSERT_LT(rep.last_loss, rep.first_loss);
+    std::fprintf(stderr, "warm start: %d steps, loss %.3f -> %.3f\n", rep.steps, rep.first_loss,
+                 rep.last_loss);
+  }
+  void TearDown() override {
+    client_.reset();
+    if (server_) server_->stop();
+  }
+
+  void start_server(int port, int delay_ms = 0) {
+    retrieval::ServerOptions so;
+    so.port = port;
+    so.io_threads = 1;
+    so.search_threads = 1;
+    so.delay_ms = delay_ms;
+    server_ = std::make_unique<retrieval::RetrievalServer>(*index_, so);
+    server_->start();
+    port_ = server_->port();
+  }
+  retrieval::RetrievalClient* client(int attempts = 4) {
+    if (!client_ || client_->options().max_attempts != attempts) {
+      retrieval::ClientOptions co;
+      co.url = "http://127.0.0.1:" + std::to_string(port_) + "/retrieve";
+      co.max_attempts = attempts;
+      co.backoff_initial_ms = 20;
+      co.backoff_max_ms = 100;
+      co.timeout_ms = 5000;
+      client_ = std::make_unique<retrieval::RetrievalClient>(co);
+    }
+    return client_.get();
+  }
+  RolloutOptions options(double temperature, uint64_t seed) const {
+    RolloutOptions o;
+    o.samples_per_prompt = 3;
+    o.temperature = temperature;
+    o.seed = seed;
+    o.max_batch = 8;
+    o.max_seq_len = 1280;
+    o.env = env_;
+    return o;
+  }
+  std::vector<data::QaRecord> prompts(size_t n) const {
+    return {questions_.begin() + 30, questions_.begin() + 30 + static_cast<long>(n)};
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<retrieval::Bm25Index> index_;
+  std::unique_ptr<retrieval::RetrievalServer> server_;
+  std::unique_ptr<retrieval::RetrievalClient> client_;
+  std::unique_ptr<agent::Tokenizer> tok_;
+  std::unique_ptr<agent::Model> model_;
+  std::vector<data::QaRecord> questions_;
+  env::SearchEnvOptions env_;
+  int port_ = 0;
+};
+
+TEST_F(Rollouts, EveryTrajectoryEndsWithAReasonAndItsTensorsLineUp) {
+  const auto batch = run_rollouts(*model_, *tok_, *client(), prompts(4), options(1.0, 11), 3, 100);
+  ASSERT_EQ(batch.trajectories.size(), 12u);
+  const std::set<std::string> reasons = {"answered", "max_turns", "max_response_tokens"};
+  int searched = 0;
+  for (size_t i = 0; i < batch.trajectories.size(); ++i) {
+    const auto& t = batch.trajectories[i];
+    EXPECT_TRUE(reasons.count(t.end_reason())) << t.end_reason();
+    EXPECT_EQ(t.group(), 100 + static_cast<int64_t>(i / 3));
+    EXPECT_EQ(t.sample(), static_cast<int>(i % 3));
+    EXPECT_EQ(t.step(), 3);
+    ASSERT_EQ(t.loss_mask_size(), t.response_ids_size());
+    ASSERT_EQ(t.behaviour_logprobs_size(), t.response_ids_size());
+    int obs_tokens = 0;
+    for (const auto& turn : t.turns()) obs_tokens += turn.observation_tokens();
+    int masked = 0;
+    for (int k = 0; k < t.response_ids_size(); ++k) {
+      if (t.loss_mask(k) == 0) {
+        ++masked;
+        EXPECT_EQ(t.behaviour_logprobs(k), 0.0f);
+      } else {
+        EXPECT_LE(t.behaviour_logprobs(k), 0.0f);
+        EXPECT_TRUE(std::isfinite(t.behaviour_logprobs(k)));
+      }
+    }
+    EXPECT_EQ(masked, obs_tokens) << "the mask covers exactly the observation tokens";
+    std::string joined;
+    for (const auto& s : t.segments()) joined += s.text();
+    std::vector<int32_t> ids(t.response_ids().begin(), t.response_ids().end());
+    EXPECT_EQ(joined, tok_->decode(ids));
+    searched += t.num_searches() > 0;
+    EXPECT_EQ(t.stratum(), t.num_searches());
+  }
+  EXPECT_GT(searched, 0) << "the warm-started policy should search; first trajectory:\n"
+                         << batch.trajectories[0].segments(0).text();
+  EXPECT_GT(batch.metrics.generated_tokens, 0);
+  EXPECT_GT(batch.metrics.mean_occupancy, 0.0);
+  EXPECT_EQ(batch.metrics.failed, 0);
+}
+
+TEST_F(Rollouts, SameSeedSameTrajectories) {
+  const auto a = run_rollouts(*model_, *tok_, *client(), prompts(3), options(1.0, 5));
+  const auto b = run_rollouts(*model_, *tok_, *client(), prompts(3), options(1.0, 5));
+  ASSERT_EQ(a.trajectories.size(), b.trajectories.size());
+  for (size_t i = 0; i < a.trajectories.size(); ++i) {
+    EXPECT_EQ(a.trajectories[i].response_ids_size(), b.trajectories[i].response_ids_size()) << i;
+    EXPECT_TRUE(std::equal(a.trajectories[i].response_ids().begin(),
+                           a.trajectories[i].response_ids().end(),
+                           b.trajectories[i].response_ids().begin(),
+                           b.trajectories[i].response_ids().end()))
+        << "trajectory " << i;
+  }
+}
+
+TEST_F(Rollouts, SyncBaselineMatchesAsyncUnderGreedy) {
+  auto o = options(0.0, 1);
+  const auto a = run_rollouts(*model_, *tok_, *client(), prompts(3), o);
+  o.sync_search = true;
+  const auto s = run_rollouts(*model_, *tok_, *client(), prompts(3), o);
+  ASSERT_EQ(a.trajectories.size(), s.trajectories.size());
+  for (size_t i = 0; i < a.trajectories.size(); ++i)
+    EXPECT_EQ(a.trajectories[i].SerializeAsString().size() > 0 &&
+                  std::equal(a.trajectories[i].response_ids().begin(),
+                             a.trajectories[i].response_ids().end(),
+                             s.trajectories[i].response_ids().begin(),
+                             s.trajectories[i].response_ids().end()),
+              true)
+        << "trajectory " << i;
+}
+
+TEST_F(Rollouts, DaemonDownGivesFailedTrajectoriesThenRecovers) {
+  server_->stop();
+  const auto down = run_rollouts(*model_, *tok_, *client(2), prompts(4), options(0.0, 2));
+  int failed = 0;
+  for (const auto& t : down.trajectories) {
+    if (t.end_reason() == "retrieval_failed") {
+      ++failed;
+      EXPECT_FALSE(t.error().empty());
+      EXPECT_EQ(t.turns(t.turns_size() - 1).retrieval_attempts(), 2);
+    } else {
+      EXPECT_EQ(t.num_searches(), 0) << "a trajectory that searched cannot have succeeded";
+    }
+  }
+  EXPECT_GT(failed, 0);
+  EXPECT_EQ(down.metrics.failed, failed);
+  // The daemon comes back on the same port: the next phase succeeds.
+  start_server(port_);
+  const auto up = run_rollouts(*model_, *tok_, *client(2), prompts(4), options(0.0, 2));
+  EXPECT_EQ(up.metrics.failed, 0);
+  int searched = 0;
+  for (const auto& t : up.trajectories) searched += t.num_searches();
+  EXPECT_GT(searched, 0);
+}
+
+}  // namespace
+}  // namespace strata::rl
