@@ -19,7 +19,7 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 
 # ---- Debian packages ----------------------------------------------------------------------
 APT_PACKAGES=(
-  build-essential cmake ninja-build ccache pkg-config git python3 python3-pip python3-venv
+  build-essential cmake ninja-build ccache pkg-config git curl python3 python3-pip python3-venv
   libboost-dev libboost-system-dev libcurl4-openssl-dev nlohmann-json3-dev
   libprotobuf-dev protobuf-compiler libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libstemmer-dev libicu-dev libpcre2-dev zlib1g-dev
