@@ -107,11 +107,17 @@ run_dataset world "$WORK/world_data/corpus.jsonl" "$WORK/world_queries.txt"
 datasets+=(world)
 
 # ---- server load -------------------------------------------------------------------------
-# >>> SERVER LOAD (retrieval_server + wrk, 64 clients) goes here: the server engineer's part.
-# Index to serve: "$WORK/world/strata_index". Set SERVER_RPS and SERVER_P99_MS from the run.
+# The daemon on the 1M index under 64 keep-alive clients (scripts/bench/retrieval_server.sh,
+# wrk); the 1-query-per-request figures go on the last line. SERVER_RPS/SERVER_P99_MS from the
+# environment skip this step.
+if [[ -z "${SERVER_RPS:-}" ]]; then
+  server_line=$("$ROOT/scripts/bench/retrieval_server.sh" --index "$WORK/world/strata_index" \
+    --queries "$WORK/world_data/test.jsonl" --duration 10 | tee /dev/stderr | grep '^server:' || true)
+  SERVER_RPS=$(sed -nE 's/.*rps_1q=([0-9.]+).*/\1/p' <<<"$server_line")
+  SERVER_P99_MS=$(sed -nE 's/.*p99_ms_1q=([0-9.]+).*/\1/p' <<<"$server_line")
+fi
 SERVER_RPS="${SERVER_RPS:-na}"
 SERVER_P99_MS="${SERVER_P99_MS:-na}"
-# <<< SERVER LOAD
 
 # ---- report ------------------------------------------------------------------------------
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u +%Y-%m-%d)"
