@@ -54,15 +54,20 @@ step "a tokenizer trained on the world, and the tiny Qwen2-shaped policy (random
 "$BIN/generate" --model "$RUN_DIR/tiny" --prompt "Question: Who founded Befo Studios?" \
   --max-new-tokens 16 --temperature 0 --threads 1 | cut -c1-240
 
+step "two steps of Stratified GRPO with the untrained policy (configs/demo.json)"
+(cd "$ROOT" && "$BIN/grpo_train" --config configs/demo.json --set "retriever=http://127.0.0.1:$PORT/retrieve" \
+  --set "model=$RUN_DIR/tiny" --set "train_data=$RUN_DIR/world/train.jsonl" --set "out_dir=$RUN_DIR/grpo")
+echo "  logs: $RUN_DIR/grpo/metrics.jsonl, TensorBoard: $RUN_DIR/grpo/tb, rollouts: $RUN_DIR/grpo/rollouts"
+echo "  (an untrained policy never searches or answers, so its reward is 0 and nothing is learnt)"
+
 step "LibTorch runtime (BLAS, threads, CUDA, GEMM speed)"
 "$BIN/torch_info" --n 512 --reps 3
 
 step "not there yet"
 cat <<'TXT'
-  strata cannot train end to end yet. Built and tested, but not yet behind a program: the async
-  rollout engine, the SFT warm start, the GRPO / Stratified GRPO advantages and the PPO-clip loss.
-  Still missing, in the order they will land:
-    - grpo_train (the trainer loop, checkpoints and resume, logs)
+  strata cannot yet show an agent learning. The warm start (demonstrations + SFT) exists as a
+  library but not as a program, so the policy above is untrained. Still missing:
+    - grpo_train: periodic checkpoints and exact --resume, LR schedules, bf16 on CUDA
     - sft_train, evaluate, and the full demo (warm start, train, evaluate before/after)
-  Nothing above was trained; the untrained policy's continuation is noise.
+    - the SAN-vs-GRPO experiment
 TXT
