@@ -1,7 +1,10 @@
 // grpo_train's loop: rollouts -> advantages (GRPO or Stratified GRPO) -> PPO-clip update, with
 // a console line per step, a JSONL metrics file, TensorBoard events and a rollouts file per step.
-// Not yet here (see the open trainer issue): periodic checkpoints and exact --resume, LR
-// schedules beyond linear warm-up, bf16 on CUDA.
+// Checkpoints (every save_every steps and at the end) hold the policy in the Hugging Face layout,
+// the optimiser state, the data order and position, the RNG state and the config; they are
+// written to a temporary folder, synced, then renamed, keeping the last keep_checkpoints.
+// resume continues from the newest one exactly. Not yet here: LR schedules beyond linear
+// warm-up, bf16 on CUDA.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +29,8 @@ struct TrainerConfig {
   double weight_decay = 0.0;    // AdamW weight decay
   int warmup_steps = 0;         // linear LR warm-up over this many RL steps
   int threads = 0;              // torch intra-op threads (0 = LibTorch's default)
+  int save_every = 0;           // checkpoint every this many steps (0 = only at the end)
+  int keep_checkpoints = 2;     // newest checkpoints kept
   RolloutOptions rollout;       // sampling, batch, environment, reward
   AdvantageOptions advantage;   // grpo or stratified (SAN + blend)
   LossOptions loss;             // PPO clip, KL, entropy, aggregation
@@ -45,6 +50,8 @@ struct TrainerConfig {
     v("weight_decay", weight_decay, "AdamW weight decay");
     v("warmup_steps", warmup_steps, "linear warm-up steps");
     v("threads", threads, "torch threads (0 = default)");
+    v("save_every", save_every, "checkpoint every N steps (0 = only at the end)");
+    v("keep_checkpoints", keep_checkpoints, "newest checkpoints kept");
     v("rollout", rollout, "rollout options");
     v("advantage", advantage, "advantage estimator");
     v("loss", loss, "policy loss");
@@ -58,6 +65,9 @@ struct TrainSummary {
   double last_reward = 0;   // mean reward of the last step
 };
 
-TrainSummary train_grpo(const TrainerConfig& cfg);
+// Trains; with resume = true continues from the newest checkpoint in out_dir/checkpoints
+// (refused, naming the keys, when the config differs in anything but steps, out_dir, threads,
+// save_every and keep_checkpoints).
+TrainSummary train_grpo(const TrainerConfig& cfg, bool resume = false);
 
 }  // namespace strata::rl

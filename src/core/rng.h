@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <sstream>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -35,6 +37,17 @@ class Rng {
   explicit Rng(uint64_t seed = 0) : seed_(seed), engine_(mix64(seed)) {}
 
   uint64_t seed() const { return seed_; }
+  // The generator's full state as text, and back (for checkpoints that resume exactly).
+  std::string state() const {
+    std::ostringstream out;
+    out << seed_ << ' ' << engine_;
+    return out.str();
+  }
+  void set_state(const std::string& text) {
+    std::istringstream in(text);
+    in >> seed_ >> engine_;
+    STRATA_CHECK(!in.fail(), "invalid RNG state in a checkpoint");
+  }
   // A new generator whose stream depends only on this one's seed and `tag`.
   Rng fork(uint64_t tag) const { return Rng(mix64(seed_ ^ mix64(tag + 0x632be59bd9b4e019ULL))); }
   Rng fork(std::string_view tag) const { return fork(hash_name(tag)); }

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   strata::cli::add_common(app, common);
   strata::cli::add_config(app, cfg_opts);
   bool list_keys = false;
+  bool resume = false;
+  app.add_flag("--resume", resume, "continue from the newest checkpoint in OUT/checkpoints");
   app.add_flag("--list-keys", list_keys, "list every config key with its default and exit");
   return strata::cli::run_main(app, argc, argv, [&] {
     strata::cli::apply_common(common);
@@ -26,7 +28,7 @@ int main(int argc, char** argv) {
       std::printf("%s\n", strata::config::to_json(cfg).dump(2).c_str());
       return 0;
     }
-    const auto s = strata::rl::train_grpo(cfg);
+    const auto s = strata::rl::train_grpo(cfg, resume);
     std::printf("trained %d steps: mean reward %.3f -> %.3f\n", s.steps, s.first_reward, s.last_reward);
     return 0;
   });
