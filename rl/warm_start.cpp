@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "data/corpus.h"
 #include "env/answer_match.h"
 #include "rl/rollout.h"
 
@@ -28,10 +29,7 @@ namespace {
 
 std::string title_of(const std::string& contents) {
   std::string title, text;
-  const auto nl = contents.find('\n');
-  title = nl == std::string::npos ? contents : contents.substr(0, nl);
-  if (title.size() >= 2 && title.front() == '"' && title.back() == '"')
-    title = title.substr(1, title.size() - 2);
+  data::split_contents(contents, title, text);
   return title;
 }
 

@@ -3,11 +3,17 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
 
 namespace strata::testing {
 
@@ -60,6 +66,29 @@ inline std::string read_file(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// The message of the strata::Error that `f` throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// A byte-level stand-in tokenizer for environment tests: one id per byte, so token counts are
+// byte counts.
+inline std::vector<int32_t> byte_encode(std::string_view s) {
+  std::vector<int32_t> ids;
+  for (unsigned char c : s) ids.push_back(c);
+  return ids;
+}
+inline std::string byte_decode(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (int32_t i : ids) s.push_back(static_cast<char>(i));
+  return s;
 }
 
 }  // namespace strata::testing

@@ -42,14 +42,7 @@ struct TrainConfig {
   }
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(Config, DefaultsWhenEmpty) {
   auto doc = config::parse_document("{}", "t.json");

@@ -8,14 +8,7 @@
 namespace strata::data {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(QaReaderReal, HotpotQaR1SearcherFormat) {
   STRATA_REQUIRE_SHARED(dir);

@@ -10,16 +10,8 @@
 namespace strata::env {
 namespace {
 
-std::vector<int32_t> enc(std::string_view s) {
-  std::vector<int32_t> ids;
-  for (unsigned char c : s) ids.push_back(c);
-  return ids;
-}
-std::string dec(const std::vector<int32_t>& ids) {
-  std::string s;
-  for (int32_t i : ids) s.push_back(static_cast<char>(i));
-  return s;
-}
+std::vector<int32_t> enc(std::string_view s) { return testing::byte_encode(s); }
+std::string dec(const std::vector<int32_t>& ids) { return testing::byte_decode(ids); }
 
 // One finished episode: `searches` searches, then the given answer.
 pb::Trajectory episode_record(int searches, const std::string& answer, int64_t group) {

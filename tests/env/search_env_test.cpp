@@ -3,21 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "tests/test_util.h"
 
 namespace strata::env {
 namespace {
 
-// A byte-level stand-in tokenizer: one id per byte, so counts are easy to reason about.
-std::vector<int32_t> enc(std::string_view s) {
-  std::vector<int32_t> ids;
-  for (unsigned char c : s) ids.push_back(c);
-  return ids;
-}
-std::string dec(const std::vector<int32_t>& ids) {
-  std::string s;
-  for (int32_t i : ids) s.push_back(static_cast<char>(i));
-  return s;
-}
+std::vector<int32_t> enc(std::string_view s) { return testing::byte_encode(s); }
+std::string dec(const std::vector<int32_t>& ids) { return testing::byte_decode(ids); }
 
 data::QaRecord question() {
   data::QaRecord q;
