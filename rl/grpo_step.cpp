@@ -1,7 +1,10 @@
 #include "rl/grpo_step.h"
 
+#include <ATen/autocast_mode.h>
+
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "agent/logprobs.h"
 #include "core/error.h"
@@ -53,6 +56,39 @@ Packed pack(const std::vector<env::pb::Trajectory>& batch, const std::vector<siz
 }
 }  // namespace
 
+bool all_advantages_zero(const std::vector<env::pb::Trajectory>& batch,
+                         const std::vector<double>& advantages) {
+  STRATA_CHECK(advantages.size() == batch.size(),
+               advantages.size() << " advantages for " << batch.size() << " trajectories");
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (!failed(batch[i]) && !(std::abs(advantages[i]) <= kZeroAdvantage)) return false;  // NaN: not zero
+  return true;
+}
+
+void copy_master_to_model(const std::vector<torch::Tensor>& master, const agent::Model& model) {
+  torch::NoGradGuard ng;
+  const auto params = model.parameters();
+  STRATA_ASSERT(params.size() == master.size(), master.size() << " masters for " << params.size() << " weights");
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(master[i]);
+}
+
+AutocastBf16::AutocastBf16(bool on, torch::Device device) : on_(on), type_(device.type()) {
+  if (!on_) return;
+  prev_enabled_ = at::autocast::is_autocast_enabled(type_);
+  prev_dtype_ = at::autocast::get_autocast_dtype(type_);
+  at::autocast::set_autocast_dtype(type_, at::kBFloat16);
+  at::autocast::set_autocast_enabled(type_, true);
+  at::autocast::increment_nesting();
+}
+
+AutocastBf16::~AutocastBf16() {
+  if (!on_) return;
+  // The cast cache (bf16 copies of fp32 weights) lives as long as the outermost region.
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(type_, prev_enabled_);
+  at::autocast::set_autocast_dtype(type_, prev_dtype_);
+}
+
 std::vector<double> batch_advantages(const std::vector<env::pb::Trajectory>& batch,
                                      const AdvantageOptions& opts) {
   std::vector<TrajectoryScore> scores;
@@ -73,15 +109,27 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
                        torch::optim::Optimizer& optim,
                        const std::vector<env::pb::Trajectory>& batch,
                        const std::vector<double>& advantages, const LossOptions& loss,
-                       const UpdateOptions& opts, uint64_t seed) {
+                       const UpdateOptions& opts, uint64_t seed, const MixedPrecision& precision) {
   opts.validate();
   loss.validate();
   std::vector<size_t> usable;
   for (size_t i = 0; i < batch.size(); ++i)
     if (!failed(batch[i])) usable.push_back(i);
   UpdateStats st;
+  st.scalars["update/skipped_zero_adv"] = 0;
   if (usable.empty()) return st;
+  if (opts.skip_zero_advantage && all_advantages_zero(batch, advantages)) {
+    st.skipped_zero_advantage = true;
+    st.scalars["update/skipped_zero_adv"] = 1;
+    for (const char* k : {"loss/pg", "loss/kl", "entropy", "clip_frac", "grad_norm", "skipped_steps"})
+      st.scalars[k] = 0;
+    return st;
+  }
   const auto dev = policy.device();
+  const bool mixed = !precision.master.empty();
+  const auto model_params = policy.parameters();
+  STRATA_ASSERT(!mixed || precision.master.size() == model_params.size(),
+                precision.master.size() << " master weights for " << model_params.size());
   agent::LogprobOptions lo;
   lo.temperature = opts.temperature;
 
@@ -89,6 +137,7 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
   std::map<size_t, torch::Tensor> old_lp, ref_lp;
   {
     torch::NoGradGuard ng;
+    AutocastBf16 ac(precision.autocast_bf16, dev);
     for (size_t s = 0; s < usable.size(); s += opts.micro_batch) {
       std::vector<size_t> idx(usable.begin() + s, usable.begin() + std::min(usable.size(), s + opts.micro_batch));
       const Packed p = pack(batch, idx);
@@ -113,12 +162,17 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
     for (size_t m0 = 0; m0 < order.size(); m0 += opts.mini_batch) {
       const size_t m1 = std::min(order.size(), m0 + opts.mini_batch);
       optim.zero_grad();
+      if (mixed)
+        for (const auto& p : model_params) p.mutable_grad().reset();
       bool finite = true;
       for (size_t s = m0; s < m1; s += opts.micro_batch) {
         std::vector<size_t> idx(order.begin() + s, order.begin() + std::min(m1, s + opts.micro_batch));
         const Packed p = pack(batch, idx);
         auto lo_g = lo;
         lo_g.with_entropy = want_entropy;
+        lo_g.gradient_checkpointing = opts.gradient_checkpointing;
+        std::optional<AutocastBf16> ac;
+        ac.emplace(precision.autocast_bf16, dev);
         const auto cur = agent::token_logprobs(policy, p.ids.to(dev), p.attn.to(dev), p.targets.to(dev), p.mask.to(dev), lo_g);
         const int64_t T = p.ids.size(1);
         std::vector<torch::Tensor> olds, refs;
@@ -138,6 +192,11 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
         auto lopts = loss;
         if (reference == nullptr) lopts.kl_estimator = "off";
         const auto out = policy_loss(in, lopts);
+        // Backward runs outside the autocast region, as PyTorch recommends, except with gradient
+        // checkpointing: its recompute of each layer happens inside backward and must see the
+        // same autocast state as the forward did (torch.utils.checkpoint restores it; our
+        // checkpointed layer does not), or it recomputes in fp32.
+        if (!opts.gradient_checkpointing) ac.reset();
         const double frac = static_cast<double>(idx.size()) / static_cast<double>(m1 - m0);
         const auto scaled = out.loss * frac;
         if (!std::isfinite(scaled.item<double>())) {
@@ -145,13 +204,26 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
           break;
         }
         scaled.backward();
+        ac.reset();
+        if (mixed) {
+          // fp32 accumulation across micro-batches; the bf16 grads are freed at once.
+          torch::NoGradGuard ng;
+          for (size_t k = 0; k < model_params.size(); ++k) {
+            auto& g = model_params[k].mutable_grad();
+            if (!g.defined()) continue;
+            auto& mg = precision.master[k].mutable_grad();
+            if (mg.defined()) mg.add_(g.to(torch::kFloat32));
+            else mg = g.to(torch::kFloat32);
+            g.reset();
+          }
+        }
         sum_pg += out.pg_loss;
         sum_kl += out.kl;
         sum_ent += out.entropy;
         sum_clip += out.clip_frac;
         ++micro_count;
       }
-      auto params = policy.parameters();
+      const auto params = mixed ? precision.master : model_params;
       double norm = 0;
       if (finite) {
         norm = opts.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(params, opts.grad_clip)
@@ -161,13 +233,17 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
       if (!finite) {
         ++st.skipped_steps;  // never applied: the step's gradients are dropped
         optim.zero_grad();
+        if (mixed)
+          for (const auto& p : model_params) p.mutable_grad().reset();
         continue;
       }
       optim.step();
+      if (mixed) copy_master_to_model(precision.master, policy);
       sum_norm += norm;
       ++st.optimizer_steps;
     }
   }
+  optim.zero_grad();  // frees the gradients (set to none) before the next rollout phase
   const double mc = std::max(1, micro_count);
   st.scalars["loss/pg"] = sum_pg / mc;
   st.scalars["loss/kl"] = sum_kl / mc;

@@ -1,15 +1,22 @@
 #include "rl/trainer.h"
 
-#include <chrono>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <map>
+#include <curl/curl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
 
 #include "agent/checkpoint.h"
+#include "agent/model_config.h"
+#include "agent/runtime.h"
 #include "agent/tokenizer.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -22,13 +29,47 @@
 
 namespace strata::rl {
 
+namespace {
+namespace fs = std::filesystem;
+
+// "cpu", "cuda" or "cuda:N" -> device (format only; availability is checked by resolve_device).
+bool parse_device(const std::string& s, torch::Device& out) {
+  if (s == "cpu") {
+    out = torch::Device(torch::kCPU);
+    return true;
+  }
+  if (s == "cuda") {
+    out = torch::Device(torch::kCUDA);
+    return true;
+  }
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() <= 7 &&
+      std::all_of(s.begin() + 5, s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    out = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(std::stoi(s.substr(5))));
+    return true;
+  }
+  return false;
+}
+}  // namespace
+
 void TrainerConfig::validate() const {
   STRATA_CHECK(!model.empty(), "model: a model directory is required");
   STRATA_CHECK(!train_data.empty(), "train_data: a QA file is required");
+  STRATA_CHECK(!retriever.empty(), "retriever: a /retrieve URL is required");
   STRATA_CHECK(steps >= 1, "steps: expected >= 1, got " << steps);
   STRATA_CHECK(prompts_per_step >= 1, "prompts_per_step: expected >= 1, got " << prompts_per_step);
   STRATA_CHECK(lr > 0, "lr: expected > 0, got " << lr);
+  STRATA_CHECK(lr_schedule == "constant" || lr_schedule == "cosine",
+               "lr_schedule: expected constant or cosine, got \"" << lr_schedule << "\"");
   STRATA_CHECK(warmup_steps >= 0, "warmup_steps: expected >= 0, got " << warmup_steps);
+  STRATA_CHECK(warmup_ratio >= 0 && warmup_ratio < 1, "warmup_ratio: expected 0 <= r < 1, got " << warmup_ratio);
+  STRATA_CHECK(!(warmup_ratio > 0 && warmup_steps > 0),
+               "warmup_ratio: set either warmup_steps (" << warmup_steps << ") or warmup_ratio (" << warmup_ratio
+                                                         << "), not both");
+  STRATA_CHECK(min_lr_ratio >= 0 && min_lr_ratio <= 1, "min_lr_ratio: expected 0..1, got " << min_lr_ratio);
+  torch::Device d(torch::kCPU);
+  STRATA_CHECK(parse_device(device, d), "device: expected cpu, cuda or cuda:N, got \"" << device << "\"");
+  STRATA_CHECK(precision == "fp32" || precision == "bf16" || precision == "bf16_master",
+               "precision: expected fp32, bf16 or bf16_master, got \"" << precision << "\"");
   STRATA_CHECK(save_every >= 0, "save_every: expected >= 0, got " << save_every);
   STRATA_CHECK(keep_checkpoints >= 1, "keep_checkpoints: expected >= 1, got " << keep_checkpoints);
   rollout.validate();
@@ -37,15 +78,45 @@ void TrainerConfig::validate() const {
   update.validate();
 }
 
+int warmup_steps_of(const TrainerConfig& cfg) {
+  if (cfg.warmup_ratio > 0) return static_cast<int>(cfg.warmup_ratio * cfg.steps);  // veRL: int(ratio * total)
+  return cfg.warmup_steps;
+}
+
+double lr_at_step(const TrainerConfig& cfg, int step) {
+  const int W = warmup_steps_of(cfg);
+  const int s = step - 1;  // 0-based
+  if (s < W) return cfg.lr * (s + 1) / static_cast<double>(W);
+  if (cfg.lr_schedule == "constant") return cfg.lr;
+  const double progress = static_cast<double>(s - W) / std::max(1, cfg.steps - W);
+  const double m = cfg.min_lr_ratio;
+  return cfg.lr * (m + (1 - m) * 0.5 * (1 + std::cos(M_PI * std::min(1.0, progress))));
+}
+
 namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-namespace fs = std::filesystem;
-
 // Keys whose change does not alter the run itself, so a resume may change them.
 bool resumable_key(const std::string& k) {
   return k == "steps" || k == "out_dir" || k == "threads" || k == "save_every" || k == "keep_checkpoints";
+}
+
+// Dotted paths where two configs (as JSON) differ.
+void diff_json(const nlohmann::json& a, const nlohmann::json& b, const std::string& path,
+               std::vector<std::string>& out) {
+  if (a.is_object() && b.is_object()) {
+    std::set<std::string> keys;
+    for (auto it = a.begin(); it != a.end(); ++it) keys.insert(it.key());
+    for (auto it = b.begin(); it != b.end(); ++it) keys.insert(it.key());
+    for (const auto& k : keys) {
+      const std::string p = path.empty() ? k : path + "." + k;
+      if (!a.contains(k) || !b.contains(k)) out.push_back(p);
+      else diff_json(a[k], b[k], p, out);
+    }
+  } else if (a != b) {
+    out.push_back(path);
+  }
 }
 
 std::string newest_checkpoint(const std::string& root) {
@@ -53,11 +124,106 @@ std::string newest_checkpoint(const std::string& root) {
   if (!fs::is_directory(root)) return best;
   for (const auto& e : fs::directory_iterator(root)) {
     const auto name = e.path().filename().string();
-    if (name.rfind("step_", 0) == 0 && e.is_directory() && name > fs::path(best).filename().string())
+    if (name.rfind("step_", 0) == 0 && e.is_directory() && fs::exists(e.path() / "state.json") &&
+        name > fs::path(best).filename().string())
       best = e.path().string();
   }
   return best;
 }
+
+// Removes what a run killed while writing a checkpoint left behind (.tmp_step_N folders).
+void remove_unfinished_checkpoints(const std::string& root) {
+  if (!fs::is_directory(root)) return;
+  std::vector<fs::path> leftovers;
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.path().filename().string().rfind(".tmp_", 0) == 0) leftovers.push_back(e.path());
+  for (const auto& p : leftovers) {
+    STRATA_LOG_WARN("removing {}: an unfinished checkpoint (a run stopped while writing it)", p.string());
+    fs::remove_all(p);
+  }
+}
+
+// ---- checks before any expensive work --------------------------------------------------------
+
+void sync_device(const torch::Device& dev) {
+#if STRATA_HAVE_CUDA
+  if (dev.is_cuda()) torch::cuda::synchronize(dev.has_index() ? dev.index() : -1);
+#else
+  (void)dev;
+#endif
+}
+
+torch::Device resolve_device(const std::string& name) {
+  torch::Device dev(torch::kCPU);
+  STRATA_CHECK(parse_device(name, dev), "device: expected cpu, cuda or cuda:N, got \"" << name << "\"");
+  if (dev.is_cpu()) return dev;
+  try {
+    agent::pick_device("cuda");  // built with CUDA, and a device visible
+  } catch (const Error& e) {
+    STRATA_FAIL("device: " << e.what());
+  }
+  const auto n = static_cast<int64_t>(torch::cuda::device_count());
+  STRATA_CHECK(!dev.has_index() || dev.index() < n,
+               "device: \"" << name << "\" requested but only " << n << " CUDA device(s) are visible");
+  return dev;
+}
+
+size_t discard_body(char*, size_t size, size_t n, void*) { return size * n; }
+
+// One HTTP request; the status (0 when nothing came back) and curl's message in `err`.
+long http_status(const std::string& url, const std::string* post_json, std::string& err) {
+  CURL* h = curl_easy_init();
+  STRATA_CHECK(h != nullptr, "curl_easy_init failed");
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &discard_body);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_slist* headers = nullptr;
+  if (post_json != nullptr) {
+    headers = curl_slist_append(headers, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, post_json->c_str());
+  }
+  const CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  else err = errbuf[0] != 0 ? errbuf : curl_easy_strerror(rc);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(h);
+  return status;
+}
+
+// The daemon answers GET /health (strata's retrieval_server), or at least a one-query POST to
+// the /retrieve URL (Search-R1's own server has no /health).
+void check_retriever(const std::string& url) {
+  const size_t scheme = url.find("://");
+  const size_t path = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  const std::string health = (path == std::string::npos ? url : url.substr(0, url.rfind('/'))) + "/health";
+  std::string err;
+  const long st = http_status(health, nullptr, err);
+  STRATA_CHECK(st != 0, "retriever: cannot reach the retrieval daemon at "
+                            << health << " (" << err << "). Start it first, e.g. build/bin/retrieval_server --index "
+                            << "INDEX --port PORT, or set retriever to the /retrieve URL of a running one");
+  if (st == 200) return;
+  const std::string probe = R"({"queries": ["health check"], "topk": 1})";
+  const long ps = http_status(url, &probe, err);
+  STRATA_CHECK(ps == 200, "retriever: the retrieval daemon does not work: GET "
+                              << health << " answered HTTP " << st << " and POST " << url << " answered "
+                              << (ps == 0 ? err : "HTTP " + std::to_string(ps)));
+}
+
+void check_model_dir(const std::string& key, const std::string& dir) {
+  STRATA_CHECK(fs::is_directory(dir), key << ": model directory '" << dir << "' does not exist");
+  STRATA_CHECK(fs::exists(fs::path(dir) / "config.json"), key << ": '" << dir << "' has no config.json");
+  STRATA_CHECK(fs::exists(fs::path(dir) / "model.safetensors") ||
+                   fs::exists(fs::path(dir) / "model.safetensors.index.json"),
+               key << ": '" << dir << "' has neither model.safetensors nor model.safetensors.index.json");
+}
+
+// ---- checkpoints -----------------------------------------------------------------------------
 
 struct LoopState {
   int step = 0;                 // steps completed
@@ -66,7 +232,16 @@ struct LoopState {
   std::string rng;              // data RNG state
 };
 
-void write_checkpoint(const std::string& root, const TrainerConfig& cfg, const agent::Model& policy,
+// STRATA_TEST_PAUSE_IN_CHECKPOINT=N: see train_grpo's comment in trainer.h.
+void maybe_pause_for_test(const std::string& tmp, int step) {
+  const char* env = std::getenv("STRATA_TEST_PAUSE_IN_CHECKPOINT");
+  if (env == nullptr || std::atoi(env) != step) return;
+  std::ofstream(tmp + ".paused") << "paused\n";
+  STRATA_LOG_WARN("STRATA_TEST_PAUSE_IN_CHECKPOINT: paused while writing {}", tmp);
+  for (int i = 0; i < 6000; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
+void write_checkpoint(const std::string& root, const TrainerConfig& cfg, const agent::Model& weights,
                       torch::optim::Optimizer& optim, const LoopState& st) {
   char name[32];
   std::snprintf(name, sizeof name, "step_%06d", st.step);
@@ -74,8 +249,9 @@ void write_checkpoint(const std::string& root, const TrainerConfig& cfg, const a
   const std::string tmp = root + "/.tmp_" + name;
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  agent::save_model(policy, tmp + "/model", cfg.model);
+  agent::save_model(weights, tmp + "/model", cfg.model);
   torch::save(optim, tmp + "/optimizer.pt");
+  maybe_pause_for_test(tmp, st.step);
   nlohmann::json j;
   j["step"] = st.step;
   j["cursor"] = st.cursor;
@@ -100,46 +276,144 @@ void write_checkpoint(const std::string& root, const TrainerConfig& cfg, const a
   for (size_t i = 0; i + cfg.keep_checkpoints < all.size(); ++i) fs::remove_all(all[i]);
   STRATA_LOG_INFO("checkpoint {}", final_dir);
 }
+
+// Drops metrics lines of steps after `step` (a run killed after logging a step whose checkpoint
+// never finished logs that step again after the resume).
+void trim_metrics(const std::string& path, int step) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      if (nlohmann::json::parse(line).value("step", 0) > step) continue;
+    } catch (const std::exception&) {
+      continue;  // a line cut by the kill
+    }
+    kept += line + "\n";
+  }
+  in.close();
+  std::ofstream(path + ".tmp", std::ios::trunc) << kept;
+  fs::rename(path + ".tmp", path);
+}
+
+// The weights the optimiser holds, as an fp32 model (the policy itself, or one built on the
+// bf16_master masters).
+agent::Model fp32_weights(const agent::Model& policy, const std::vector<torch::Tensor>& master) {
+  if (master.empty()) return policy;
+  std::map<std::string, torch::Tensor> named;
+  size_t i = 0;
+  for (const auto& kv : policy.named_parameters()) named[kv.first] = master.at(i++);  // same (map) order
+  return agent::Model(policy.config(), named);
+}
 }  // namespace
 
 TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
+  // ---- every check that is cheap, before any expensive work ----
   cfg.validate();
-  if (cfg.threads > 0) at::set_num_threads(cfg.threads);
-  const std::string ckpt_root = cfg.out_dir + "/checkpoints";
-  fs::create_directories(cfg.out_dir + "/rollouts");
-  const auto tok = agent::Tokenizer::from_file(cfg.model + "/tokenizer.json");
+  const torch::Device dev = resolve_device(cfg.device);
+  check_model_dir("model", cfg.model);
+  const auto mcfg = agent::load_model_config(cfg.model);
+  const std::string tok_path = cfg.model + "/tokenizer.json";
+  STRATA_CHECK(fs::exists(tok_path), "model: '" << cfg.model << "' has no tokenizer.json");
+  const auto tok = agent::Tokenizer::from_file(tok_path);
+  STRATA_CHECK(tok.vocab_size() <= mcfg.vocab_size, "model: " << tok_path << " has " << tok.vocab_size()
+                                                               << " tokens but the model's vocab_size is "
+                                                               << mcfg.vocab_size);
+  if (cfg.rollout.chat == "chatml")
+    STRATA_CHECK(tok.token_to_id("<|im_start|>") >= 0 && tok.token_to_id("<|im_end|>") >= 0,
+                 "rollout.chat: chatml needs the special tokens <|im_start|> and <|im_end|>, which "
+                     << tok_path << " lacks");
+  (void)encode_prompt(tok, "check", cfg.rollout.chat);
+  STRATA_CHECK(fs::exists(cfg.train_data), "train_data: '" << cfg.train_data << "' does not exist");
   const auto questions = data::read_qa_file(cfg.train_data);
-  STRATA_CHECK(!questions.empty(), cfg.train_data << ": no questions");
+  STRATA_CHECK(!questions.empty(), "train_data: " << cfg.train_data << ": no questions");
+  check_retriever(cfg.retriever);
+  const std::string ckpt_root = cfg.out_dir + "/checkpoints";
+  try {
+    fs::create_directories(cfg.out_dir + "/rollouts");
+  } catch (const fs::filesystem_error& e) {
+    STRATA_FAIL("out_dir: cannot create '" << cfg.out_dir << "': " << e.code().message());
+  }
+  remove_unfinished_checkpoints(ckpt_root);
 
   LoopState st;
   std::string from;
   if (resume) {
     from = newest_checkpoint(ckpt_root);
     STRATA_CHECK(!from.empty(), "--resume: no checkpoint in " << ckpt_root);
-    const auto saved = config::load_document(from + "/config.json").json;
+    // The saved config through today's reader, so keys added since then take their defaults.
+    const auto saved = config::to_json(config::from_document<TrainerConfig>(config::load_document(from + "/config.json")));
     const auto now = config::to_json(cfg);
-    std::string diff;
+    std::vector<std::string> diffs;
     for (auto it = now.begin(); it != now.end(); ++it)
-      if (!resumable_key(it.key()) && (!saved.contains(it.key()) || saved[it.key()] != it.value()))
-        diff += (diff.empty() ? "" : ", ") + it.key();
+      if (!resumable_key(it.key())) diff_json(saved.contains(it.key()) ? saved[it.key()] : nlohmann::json(),
+                                              it.value(), it.key(), diffs);
+    // The LR of the steps already taken depends on `steps` with cosine or a warm-up ratio.
+    if ((cfg.lr_schedule == "cosine" || cfg.warmup_ratio > 0) && saved.value("steps", 0) != cfg.steps)
+      diffs.push_back("steps (the LR schedule depends on it: " + std::to_string(saved.value("steps", 0)) + " -> " +
+                      std::to_string(cfg.steps) + ")");
+    std::string diff;
+    for (const auto& d : diffs) diff += (diff.empty() ? "" : ", ") + d;
     STRATA_CHECK(diff.empty(), "--resume: the config differs from the checkpoint's (" << from
                                    << "/config.json) in: " << diff);
+    check_model_dir("--resume", from + "/model");
+    STRATA_CHECK(fs::exists(from + "/optimizer.pt"), "--resume: " << from << " has no optimizer.pt");
     std::ifstream in(from + "/state.json");
     const auto j = nlohmann::json::parse(in);
     st.step = j["step"].get<int>();
     st.cursor = j["cursor"].get<size_t>();
     st.order = j["order"].get<std::vector<size_t>>();
     st.rng = j["rng"].get<std::string>();
+    STRATA_CHECK(st.order.size() == questions.size(), "--resume: the checkpoint's data order has "
+                                                          << st.order.size() << " questions, " << cfg.train_data
+                                                          << " has " << questions.size());
     STRATA_LOG_INFO("resuming from {} (step {})", from, st.step);
   }
+
+  // ---- expensive work from here on ----
+  if (cfg.threads > 0) at::set_num_threads(cfg.threads);
   {
     std::ofstream c(cfg.out_dir + "/config.json");
     c << config::to_json(cfg).dump(2) << "\n";
   }
-  auto policy = agent::load_model(resume ? from + "/model" : cfg.model);
+  if (resume) trim_metrics(cfg.out_dir + "/metrics.jsonl", st.step);
+  agent::LoadOptions lo_cpu;
+  lo_cpu.device = "cpu";
+  lo_cpu.dtype = "float32";
+  const bool master_mode = cfg.precision == "bf16_master";
+  const bool autocast = cfg.precision == "bf16";
+  agent::Model policy = agent::load_model(resume ? from + "/model" : cfg.model, lo_cpu);
+  MixedPrecision mp;
+  mp.autocast_bf16 = autocast;
+  {
+    torch::NoGradGuard ng;
+    if (master_mode) {
+      for (const auto& p : policy.parameters()) mp.master.push_back(p.to(dev, torch::kFloat32, false, /*copy=*/true));
+      policy.to(dev, torch::kBFloat16);
+    } else {
+      policy.to(dev, torch::kFloat32);
+    }
+  }
   const bool kl_on = cfg.loss.kl_estimator != "off" && cfg.loss.kl_coef > 0;
   agent::Model reference;
-  if (kl_on) reference = agent::load_model(cfg.model);
+  if (kl_on) {
+    reference = agent::load_model(cfg.model, lo_cpu);
+    torch::NoGradGuard ng;
+    reference.to(dev, master_mode ? torch::kBFloat16 : torch::kFloat32);
+  }
+  // What generates: the policy itself, or (bf16) a bf16 copy refreshed after every update.
+  agent::Model rollout_model = policy;
+  if (autocast) {
+    torch::NoGradGuard ng;
+    rollout_model.to(dev, torch::kBFloat16);
+  }
+  STRATA_LOG_INFO("policy on {} ({}; {} parameters)", dev.str(), cfg.precision,
+                  [&] {
+                    int64_t n = 0;
+                    for (const auto& p : policy.parameters()) n += p.numel();
+                    return n;
+                  }());
   Rng rng = Rng(cfg.seed).fork("data");
   if (resume) {
     rng.set_state(st.rng);
@@ -154,9 +428,9 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
   co.seed = cfg.seed;
   retrieval::RetrievalClient client(co);
   policy.set_requires_grad(true);
-  torch::optim::AdamW optim(policy.parameters(),
+  torch::optim::AdamW optim(master_mode ? mp.master : policy.parameters(),
                             torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
-  if (resume) torch::load(optim, from + "/optimizer.pt");
+  if (resume) torch::load(optim, from + "/optimizer.pt", dev);
   TensorBoardWriter tb(cfg.out_dir + "/tb");
   std::ofstream jsonl(cfg.out_dir + "/metrics.jsonl", std::ios::app);
   TrainSummary summary;
@@ -172,16 +446,17 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
       }
       prompts.push_back(questions[st.order[st.cursor++]]);
     }
-    const double lr = cfg.warmup_steps > 0 ? cfg.lr * std::min(1.0, step / static_cast<double>(cfg.warmup_steps)) : cfg.lr;
+    const double lr = lr_at_step(cfg, step);
     for (auto& g : optim.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
 
     const auto t0 = Clock::now();
     auto rollout = cfg.rollout;
     rollout.seed = mix64(cfg.seed + static_cast<uint64_t>(step));
     policy.set_requires_grad(false);
-    const auto batch = run_rollouts(policy, tok, client, prompts, rollout, step,
+    const auto batch = run_rollouts(rollout_model, tok, client, prompts, rollout, step,
                                     static_cast<int64_t>(step) * cfg.prompts_per_step);
     policy.set_requires_grad(true);
+    sync_device(dev);
     const double t_rollout = since(t0);
     {
       char name[64];
@@ -195,7 +470,9 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
     UpdateOptions uo = cfg.update;
     uo.temperature = cfg.rollout.temperature > 0 ? cfg.rollout.temperature : 1.0;
     const auto upd = ppo_update(policy, kl_on ? &reference : nullptr, optim, batch.trajectories, adv,
-                                cfg.loss, uo, cfg.seed + step);
+                                cfg.loss, uo, cfg.seed + step, mp);
+    if (autocast && upd.optimizer_steps > 0) copy_master_to_model(policy.parameters(), rollout_model);
+    sync_device(dev);
     const double t_update = since(t1);
 
     std::map<std::string, double> m = upd.scalars;
@@ -236,10 +513,11 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
     jsonl.flush();
     const double elapsed = since(t_start);
     STRATA_LOG_INFO("step {}/{} reward {:.3f} em {:.3f} searches {:.2f} strata[{} ] kl {:.4f} "
-                    "ent {:.3f} clip {:.3f} gnorm {:.3f} {:.0f} tok/s rollout {:.1f}s update {:.1f}s ETA {}",
+                    "ent {:.3f} clip {:.3f} gnorm {:.3f} lr {:.3g} {:.0f} tok/s rollout {:.1f}s update {:.1f}s{} ETA {}",
                     step, cfg.steps, m["reward/mean"], m["reward/em"], m["rollout/searches_per_traj"],
-                    strata_text, m["loss/kl"], m["entropy"], m["clip_frac"], m["grad_norm"],
+                    strata_text, m["loss/kl"], m["entropy"], m["clip_frac"], m["grad_norm"], lr,
                     batch.metrics.tokens_per_s, t_rollout, t_update,
+                    upd.skipped_zero_advantage ? " [no update: every advantage is 0]" : "",
                     Progress::format_duration(elapsed / (step - first_step + 1) * (cfg.steps - step)));
     if (step == first_step) summary.first_reward = m["reward/mean"];
     summary.last_reward = m["reward/mean"];
@@ -247,10 +525,10 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
     st.step = step;
     st.rng = rng.state();
     if (step == cfg.steps || (cfg.save_every > 0 && step % cfg.save_every == 0))
-      write_checkpoint(ckpt_root, cfg, policy, optim, st);
+      write_checkpoint(ckpt_root, cfg, fp32_weights(policy, mp.master), optim, st);
   }
   policy.set_requires_grad(false);
-  agent::save_model(policy, cfg.out_dir + "/final", cfg.model);
+  agent::save_model(fp32_weights(policy, mp.master), cfg.out_dir + "/final", cfg.model);
   STRATA_LOG_INFO("saved the policy to {}/final", cfg.out_dir);
   return summary;
 }

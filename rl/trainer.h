@@ -1,10 +1,40 @@
 // grpo_train's loop: rollouts -> advantages (GRPO or Stratified GRPO) -> PPO-clip update, with
 // a console line per step, a JSONL metrics file, TensorBoard events and a rollouts file per step.
+//
+// Before any expensive work (loading weights, rollouts) train_grpo checks every part of the
+// config it can: the keys (validate()), the device, the model directory (config.json, weights,
+// tokenizer.json), the QA file, the chat format, the retrieval daemon (GET /health, or a probe
+// POST /retrieve for servers without /health, such as Search-R1's) and, with resume, the
+// checkpoint and the config it was written with. Each failure is a strata::Error that names the
+// key and the file or URL.
+//
+// Learning rate: linear warm-up over the first W steps (W = warmup_steps, or
+// floor(warmup_ratio * steps) as veRL computes it), then constant or cosine down to
+// min_lr_ratio * lr (see lr_at_step).
+//
+// Device and precision (`device` cpu | cuda | cuda:N, `precision`):
+//   fp32         weights, gradients, optimiser and every pass in float32.
+//   bf16         fp32 weights and optimiser; forward passes of the update (old, reference and
+//                current log-probs) run under bf16 autocast, so matrix products are bf16 while
+//                norms, softmax and the loss stay fp32. Rollouts run on a bf16 copy of the
+//                policy refreshed after every update (a device-side cast), because autocast
+//                would re-cast every weight on every decoding step. The reference stays fp32
+//                under the same autocast, so its log-probs match the policy's exactly before
+//                the first update (KL starts at 0).
+//   bf16_master  the policy holds bf16 weights used for rollouts and forward/backward; the
+//                optimiser updates fp32 master copies (gradients accumulated in fp32) that are
+//                rounded back into the bf16 weights after each step; the reference is bf16.
+//                Less memory than bf16 (no fp32 weights on the forward path), less accurate
+//                (bf16 activations throughout).
+// Checkpoints and the final model are written in float32 (the weights or the masters), so a
+// resume continues exactly.
+//
 // Checkpoints (every save_every steps and at the end) hold the policy in the Hugging Face layout,
 // the optimiser state, the data order and position, the RNG state and the config; they are
-// written to a temporary folder, synced, then renamed, keeping the last keep_checkpoints.
-// resume continues from the newest one exactly. Not yet here: LR schedules beyond linear
-// warm-up, bf16 on CUDA.
+// written to a temporary folder (.tmp_step_N), synced, then renamed, keeping the last
+// keep_checkpoints. A run killed while writing one leaves the previous checkpoint intact; the
+// leftover temporary folder is removed when the next run starts. resume continues from the
+// newest checkpoint exactly.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +57,12 @@ struct TrainerConfig {
   uint64_t seed = 1;            // data order and sampling
   double lr = 1e-6;             // AdamW learning rate
   double weight_decay = 0.0;    // AdamW weight decay
+  std::string lr_schedule = "constant";  // after warm-up: constant or cosine
   int warmup_steps = 0;         // linear LR warm-up over this many RL steps
+  double warmup_ratio = 0.0;    // or over floor(warmup_ratio * steps) steps (Search-R1: 0.285)
+  double min_lr_ratio = 0.0;    // cosine ends at min_lr_ratio * lr
+  std::string device = "cpu";   // cpu, cuda or cuda:N
+  std::string precision = "fp32";  // fp32, bf16 (autocast) or bf16_master
   int threads = 0;              // torch intra-op threads (0 = LibTorch's default)
   int save_every = 0;           // checkpoint every this many steps (0 = only at the end)
   int keep_checkpoints = 2;     // newest checkpoints kept
@@ -48,7 +83,12 @@ struct TrainerConfig {
     v("seed", seed, "seed");
     v("lr", lr, "AdamW learning rate");
     v("weight_decay", weight_decay, "AdamW weight decay");
+    v("lr_schedule", lr_schedule, "LR after warm-up: constant or cosine");
     v("warmup_steps", warmup_steps, "linear warm-up steps");
+    v("warmup_ratio", warmup_ratio, "linear warm-up over floor(warmup_ratio * steps) steps (instead of warmup_steps)");
+    v("min_lr_ratio", min_lr_ratio, "cosine decays to min_lr_ratio * lr");
+    v("device", device, "cpu, cuda or cuda:N");
+    v("precision", precision, "fp32, bf16 (autocast, fp32 weights) or bf16_master (bf16 weights, fp32 master copy)");
     v("threads", threads, "torch threads (0 = default)");
     v("save_every", save_every, "checkpoint every N steps (0 = only at the end)");
     v("keep_checkpoints", keep_checkpoints, "newest checkpoints kept");
@@ -59,6 +99,18 @@ struct TrainerConfig {
   }
 };
 
+// Warm-up steps of the run: warmup_steps, or floor(warmup_ratio * steps).
+int warmup_steps_of(const TrainerConfig& cfg);
+
+// The learning rate of RL step `step` (1-based, 1..cfg.steps). With W warm-up steps and s = step-1:
+//   s < W:  lr * (s + 1) / W                      (linear; the first step is not wasted at 0)
+//   else:   constant: lr
+//           cosine:   lr * (m + (1 - m) * (1 + cos(pi * (s - W) / (steps - W))) / 2), m = min_lr_ratio
+// Past warm-up this is transformers' get_{constant,cosine}_schedule_with_warmup (what veRL
+// uses) at the same 0-based step; during warm-up ours is one step ahead of theirs (theirs starts
+// at 0).
+double lr_at_step(const TrainerConfig& cfg, int step);
+
 struct TrainSummary {
   int steps = 0;
   double first_reward = 0;  // mean reward of the first step
@@ -67,7 +119,12 @@ struct TrainSummary {
 
 // Trains; with resume = true continues from the newest checkpoint in out_dir/checkpoints
 // (refused, naming the keys, when the config differs in anything but steps, out_dir, threads,
-// save_every and keep_checkpoints).
+// save_every and keep_checkpoints; `steps` too when the LR schedule depends on it).
+//
+// Testing hook: with STRATA_TEST_PAUSE_IN_CHECKPOINT=N in the environment, writing the
+// checkpoint of step N stops after the weights and the optimiser state are in its temporary
+// folder, creates the file <that folder>.paused and waits there (up to 10 minutes), so that a
+// test can kill the process mid-checkpoint deterministically.
 TrainSummary train_grpo(const TrainerConfig& cfg, bool resume = false);
 
 }  // namespace strata::rl

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 
 #include "agent/logprobs.h"
 #include "agent/model.h"
@@ -132,6 +133,208 @@ TEST(GrpoStep, RetrievedTokensLogitsGetZeroGradient) {
   EXPECT_EQ(g[0].abs().sum().item<float>(), 0.0f) << "prompt positions";
   EXPECT_GT(g[2].abs().sum().item<float>(), 0.0f);
   EXPECT_GT(g[4].abs().sum().item<float>(), 0.0f);
+}
+
+// Every trajectory of the group got the same reward: no learning signal. KL (against a reference
+// that differs from the policy) and ~1e-7 noise still give a gradient that Adam would scale up to
+// lr-sized steps; the guard skips the step and leaves weights and optimiser state bit-identical.
+TEST(GrpoStep, ZeroAdvantageBatchLeavesParametersBitIdentical) {
+  at::set_num_threads(1);
+  auto policy = tiny_model();
+  auto reference = agent::init_random_model(policy.config(), 4);  // KL gradient is far from 0
+  std::vector<env::pb::Trajectory> batch = {traj(0, {10, 11, 12}, 1.0, 1), traj(0, {20, 21, 22, 23}, 1.0, 0),
+                                            traj(1, {30, 31}, 0.0, 0), traj(1, {40, 41, 42}, 0.0, 2)};
+  for (const char* est : {"grpo", "stratified"}) {
+    AdvantageOptions ao;
+    ao.estimator = est;
+    const auto adv = batch_advantages(batch, ao);
+    EXPECT_TRUE(all_advantages_zero(batch, adv)) << est;
+  }
+  AdvantageOptions ao;
+  const auto adv = batch_advantages(batch, ao);
+  LossOptions lo;
+  lo.kl_coef = 0.1;
+  lo.entropy_coef = 0.01;
+  UpdateOptions uo;
+  uo.mini_batch = 2;
+  uo.micro_batch = 1;
+  std::vector<torch::Tensor> before;
+  for (const auto& p : policy.parameters()) before.push_back(p.clone());
+  policy.set_requires_grad(true);
+  torch::optim::AdamW optim(policy.parameters(), torch::optim::AdamWOptions(1e-2));
+  const auto st = ppo_update(policy, &reference, optim, batch, adv, lo, uo, 1);
+  EXPECT_TRUE(st.skipped_zero_advantage);
+  EXPECT_EQ(st.scalars.at("update/skipped_zero_adv"), 1.0);
+  EXPECT_EQ(st.optimizer_steps, 0);
+  const auto after = policy.parameters();
+  for (size_t i = 0; i < after.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i])) << "weight " << i;
+  EXPECT_TRUE(optim.state().empty()) << "Adam's moments must not have been touched";
+
+  // Without the guard the same batch moves every weight by about lr.
+  uo.skip_zero_advantage = false;
+  const auto st2 = ppo_update(policy, &reference, optim, batch, adv, lo, uo, 1);
+  EXPECT_FALSE(st2.skipped_zero_advantage);
+  EXPECT_EQ(st2.optimizer_steps, 2);
+  EXPECT_FALSE(torch::equal(before[0], policy.parameters()[0]));
+  // A single non-zero advantage is a signal.
+  auto adv3 = adv;
+  adv3[2] = 0.5;
+  EXPECT_FALSE(all_advantages_zero(batch, adv3));
+  // Failed trajectories do not count, and a NaN is not zero.
+  adv3[2] = std::nan("");
+  EXPECT_FALSE(all_advantages_zero(batch, adv3));
+}
+
+// bf16 autocast (fp32 weights) and bf16 weights with fp32 masters, here on the CPU (autocast
+// exists there too), so that both code paths run on every machine.
+TEST(GrpoStep, Bf16AutocastAndMasterWeightsUpdate) {
+  at::set_num_threads(1);
+  {
+    const auto a = torch::randn({4, 4});
+    {
+      AutocastBf16 outer(true, torch::kCPU);
+      {
+        AutocastBf16 inner(true, torch::kCPU);
+      }
+      EXPECT_EQ(torch::mm(a, a).scalar_type(), torch::kBFloat16) << "autocast is on (and survives nesting)";
+    }
+    EXPECT_EQ(torch::mm(a, a).scalar_type(), torch::kFloat32) << "and off again";
+  }
+  std::vector<env::pb::Trajectory> batch = {traj(0, {10, 11, 12, 13}, 1.0, 1),
+                                            traj(0, {20, 21, 22, 23}, 0.0, 1)};
+  AdvantageOptions ao;
+  ao.estimator = "grpo";
+  const auto adv = batch_advantages(batch, ao);
+  LossOptions lo;
+  UpdateOptions uo;
+  uo.ppo_epochs = 3;
+  uo.mini_batch = 2;
+  uo.micro_batch = 1;
+  {
+    auto policy = tiny_model();
+    const auto reference = tiny_model();
+    const double good0 = policy_logprob(policy, batch[0]);
+    policy.set_requires_grad(true);
+    torch::optim::Adam optim(policy.parameters(), torch::optim::AdamOptions(1e-2));
+    MixedPrecision mp;
+    mp.autocast_bf16 = true;
+    const auto st = ppo_update(policy, &reference, optim, batch, adv, lo, uo, 1, mp);
+    EXPECT_EQ(st.optimizer_steps, 3);
+    EXPECT_EQ(st.skipped_steps, 0);
+    EXPECT_EQ(policy.dtype(), torch::kFloat32);
+    EXPECT_GT(policy_logprob(policy, batch[0]), good0);
+    EXPECT_TRUE(std::isfinite(st.scalars.at("loss/kl")));
+  }
+  {
+    auto policy = tiny_model();
+    MixedPrecision mp;
+    for (const auto& p : policy.parameters()) mp.master.push_back(p.clone());
+    policy.to(torch::kCPU, torch::kBFloat16);
+    auto reference = tiny_model();
+    reference.to(torch::kCPU, torch::kBFloat16);
+    const auto m0 = mp.master[0].clone();
+    policy.set_requires_grad(true);
+    torch::optim::Adam optim(mp.master, torch::optim::AdamOptions(1e-2));
+    const auto st = ppo_update(policy, &reference, optim, batch, adv, lo, uo, 1, mp);
+    EXPECT_EQ(st.optimizer_steps, 3);
+    EXPECT_EQ(policy.dtype(), torch::kBFloat16);
+    EXPECT_EQ(mp.master[0].scalar_type(), torch::kFloat32);
+    EXPECT_FALSE(torch::equal(m0, mp.master[0])) << "the masters were not updated";
+    // The bf16 weights are the masters rounded.
+    const auto params = policy.parameters();
+    for (size_t i = 0; i < params.size(); ++i)
+      EXPECT_TRUE(torch::equal(params[i], mp.master[i].to(torch::kBFloat16))) << i;
+    for (const auto& p : params) EXPECT_FALSE(p.grad().defined()) << "bf16 grads are moved into the masters";
+  }
+}
+
+// ---- CUDA (skipped without a GPU) -------------------------------------------------------------
+
+#define STRATA_REQUIRE_CUDA()                                                      \
+  do {                                                                            \
+    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device visible"; \
+  } while (0)
+
+// A padded batch of random sequences scored on the CPU (fp32) and on CUDA in fp32, under bf16
+// autocast and with bf16 weights; prints the largest differences (scripts/gpu_check.sh shows them).
+TEST(GrpoStepCuda, LogprobParityCpuVsCuda) {
+  STRATA_REQUIRE_CUDA();
+  at::set_num_threads(1);
+  auto cfg = agent::make_tiny_config(512);
+  cfg.hidden_size = 256;
+  cfg.intermediate_size = 704;
+  cfg.num_hidden_layers = 4;
+  cfg.num_attention_heads = 4;
+  cfg.num_key_value_heads = 2;
+  cfg.head_dim = 64;
+  auto cpu = agent::init_random_model(cfg, 7);
+  torch::manual_seed(3);
+  const int64_t B = 6, T = 96;
+  const auto ids = torch::randint(0, 512, {B, T}, torch::kLong);
+  auto attn = torch::ones({B, T}, torch::kLong);
+  for (int64_t b = 0; b < B; ++b) attn[b].narrow(0, T - 9 * b, 9 * b).zero_();  // right padding
+  const auto targets = torch::cat({ids.narrow(1, 1, T - 1), ids.narrow(1, 0, 1)}, 1);
+  const auto mask = torch::cat({attn.narrow(1, 1, T - 1), torch::zeros({B, 1}, torch::kLong)}, 1);
+  torch::NoGradGuard ng;
+  const auto ref = agent::token_logprobs(cpu, ids, attn, targets, mask).logprobs;
+  const torch::Device dev(torch::kCUDA);
+  auto gpu = agent::init_random_model(cfg, 7);
+  gpu.to(dev, torch::kFloat32);
+  auto diff = [&](const torch::Tensor& lp) { return (lp.cpu() - ref).abs().max().item<double>(); };
+  const double d32 = diff(agent::token_logprobs(gpu, ids, attn, targets, mask).logprobs);
+  double dac = 0;
+  {
+    AutocastBf16 ac(true, dev);
+    dac = diff(agent::token_logprobs(gpu, ids, attn, targets, mask).logprobs);
+  }
+  gpu.to(dev, torch::kBFloat16);
+  const double d16 = diff(agent::token_logprobs(gpu, ids, attn, targets, mask).logprobs);
+  const double scale = ref.abs().max().item<double>();
+  std::printf("[parity] log-probs of %lld x %lld tokens (max |logp| %.2f): max |CUDA - CPU| fp32 %.2e, "
+              "bf16 autocast %.2e, bf16 weights %.2e\n",
+              static_cast<long long>(B), static_cast<long long>(T), scale, d32, dac, d16);
+  EXPECT_LT(d32, 1e-3);  // TF32 is off for fp32 matmuls by default; reduction order differs
+  EXPECT_LT(dac, 0.1);
+  EXPECT_LT(d16, 0.2);
+}
+
+// One update on CUDA in each precision; the weights move and stay finite on the device.
+TEST(GrpoStepCuda, UpdateRunsInEachPrecision) {
+  STRATA_REQUIRE_CUDA();
+  std::vector<env::pb::Trajectory> batch = {traj(0, {10, 11, 12, 13}, 1.0, 1),
+                                            traj(0, {20, 21, 22, 23}, 0.0, 1)};
+  AdvantageOptions ao;
+  ao.estimator = "grpo";
+  const auto adv = batch_advantages(batch, ao);
+  const torch::Device dev(torch::kCUDA);
+  for (const std::string prec : {"fp32", "bf16", "bf16_master"}) {
+    auto policy = tiny_model();
+    auto reference = tiny_model();
+    MixedPrecision mp;
+    mp.autocast_bf16 = prec == "bf16";
+    if (prec == "bf16_master") {
+      for (const auto& p : policy.parameters()) mp.master.push_back(p.to(dev, torch::kFloat32, false, true));
+      policy.to(dev, torch::kBFloat16);
+      reference.to(dev, torch::kBFloat16);
+    } else {
+      policy.to(dev, torch::kFloat32);
+      reference.to(dev, torch::kFloat32);
+    }
+    const auto before = policy.parameters()[0].detach().cpu().to(torch::kFloat32);
+    policy.set_requires_grad(true);
+    torch::optim::AdamW optim(mp.master.empty() ? policy.parameters() : mp.master, torch::optim::AdamWOptions(1e-2));
+    LossOptions lo;
+    UpdateOptions uo;
+    uo.mini_batch = 2;
+    uo.micro_batch = 1;
+    const auto st = ppo_update(policy, &reference, optim, batch, adv, lo, uo, 1, mp);
+    EXPECT_EQ(st.optimizer_steps, 1) << prec;
+    EXPECT_EQ(st.skipped_steps, 0) << prec;
+    const auto after = policy.parameters()[0].detach().cpu().to(torch::kFloat32);
+    EXPECT_TRUE(policy.parameters()[0].is_cuda()) << prec;
+    EXPECT_FALSE(torch::equal(before, after)) << prec;
+    EXPECT_TRUE(torch::isfinite(after).all().item<bool>()) << prec;
+  }
 }
 
 }  // namespace

@@ -2,15 +2,27 @@
 #include "rl/trainer.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "agent/bpe_trainer.h"
 #include "agent/checkpoint.h"
 #include "agent/model.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "env/rollout_file.h"
 #include "env/world.h"
@@ -84,14 +96,18 @@ struct TrainWorld {
   }
 };
 
+// An entropy bonus gives a gradient even when every reward of the untrained policy is 0 (the
+// zero-advantage guard is off so that those batches are trained on).
+TrainerConfig with_entropy(const TrainWorld& s, const std::string& out, int steps) {
+  auto c = s.config(out, steps);
+  c.loss.entropy_coef = 0.05;
+  c.update.skip_zero_advantage = false;
+  return c;
+}
+
 TEST(Trainer, ResumeIsExact) {
   TrainWorld s;
-  // An entropy bonus gives a gradient even when every reward of the untrained policy is 0.
-  auto with_entropy = [&](const std::string& out, int steps) {
-    auto c = s.config(out, steps);
-    c.loss.entropy_coef = 0.05;
-    return c;
-  };
+  auto with_entropy = [&](const std::string& out, int steps) { return rl::with_entropy(s, out, steps); };
   train_grpo(with_entropy("straight", 4));
   train_grpo(with_entropy("resumed", 2));
   auto cfg = with_entropy("resumed", 4);
@@ -128,8 +144,12 @@ TEST(Trainer, TwoStepsWriteLogsRolloutsAndAModel) {
     const auto j = nlohmann::json::parse(line);
     EXPECT_EQ(j["step"], lines);
     for (const char* k : {"reward/mean", "loss/pg", "loss/kl", "grad_norm", "rollout/tokens_per_s",
-                          "time/rollout_s", "time/update_s"})
+                          "time/rollout_s", "time/update_s", "lr", "update/skipped_zero_adv"})
       EXPECT_TRUE(j.contains(k)) << k;
+    // The untrained policy never answers: every reward 0, so the guard skips the update.
+    if (j["reward/mean"] == 0.0) {
+      EXPECT_EQ(j["update/skipped_zero_adv"], 1.0);
+    }
   }
   EXPECT_EQ(lines, 2);
   // A rollouts file per step, 3 prompts x 2 samples, groups unique per prompt across steps.
@@ -168,6 +188,400 @@ TEST(Trainer, BadConfigNamesTheKey) {
   tc.train_data = "d";
   tc.loss.aggregation = "mean";
   EXPECT_THROW(tc.validate(), Error);
+}
+
+// ---- learning-rate schedule ---------------------------------------------------------------
+
+TEST(TrainerSchedule, WarmupThenConstant) {
+  TrainerConfig c;
+  c.lr = 1e-3;
+  c.steps = 10;
+  c.warmup_steps = 4;
+  const double want[] = {2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3};
+  for (int s = 1; s <= 10; ++s) EXPECT_DOUBLE_EQ(lr_at_step(c, s), want[s - 1]) << "step " << s;
+  c.warmup_steps = 0;
+  for (int s = 1; s <= 10; ++s) EXPECT_DOUBLE_EQ(lr_at_step(c, s), 1e-3);
+}
+
+TEST(TrainerSchedule, CosineAfterWarmup) {
+  TrainerConfig c;
+  c.lr = 1.0;
+  c.steps = 12;
+  c.warmup_steps = 2;
+  c.lr_schedule = "cosine";
+  EXPECT_DOUBLE_EQ(lr_at_step(c, 1), 0.5);
+  EXPECT_DOUBLE_EQ(lr_at_step(c, 2), 1.0);
+  // 0-based s >= W: 0.5 * (1 + cos(pi * (s - 2) / 10)), as transformers' cosine schedule.
+  EXPECT_DOUBLE_EQ(lr_at_step(c, 3), 1.0);
+  EXPECT_NEAR(lr_at_step(c, 8), 0.5, 1e-12);  // s = 7: halfway
+  EXPECT_NEAR(lr_at_step(c, 12), 0.5 * (1 + std::cos(M_PI * 0.9)), 1e-12);
+  for (int s = 3; s < 12; ++s) EXPECT_GT(lr_at_step(c, s), lr_at_step(c, s + 1)) << s;
+  c.min_lr_ratio = 0.1;
+  EXPECT_NEAR(lr_at_step(c, 8), 0.1 + 0.9 * 0.5, 1e-12);
+  EXPECT_NEAR(lr_at_step(c, 12), 0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * 0.9)), 1e-12);
+  EXPECT_GT(lr_at_step(c, 12), 0.1);
+}
+
+TEST(TrainerSchedule, WarmupRatioAsVerl) {
+  TrainerConfig c;
+  c.lr = 1e-6;
+  c.steps = 1000;
+  c.warmup_ratio = 0.285;  // Search-R1
+  EXPECT_EQ(warmup_steps_of(c), 285);  // int(0.285 * 1000)
+  EXPECT_DOUBLE_EQ(lr_at_step(c, 1), 1e-6 / 285);
+  EXPECT_DOUBLE_EQ(lr_at_step(c, 285), 1e-6);
+  EXPECT_DOUBLE_EQ(lr_at_step(c, 1000), 1e-6);
+  c.steps = 10;
+  EXPECT_EQ(warmup_steps_of(c), 2);
+}
+
+TEST(TrainerSchedule, BadScheduleKeysAreNamed) {
+  TrainerConfig c;
+  c.model = "m";
+  c.train_data = "d";
+  c.lr_schedule = "linear";
+  EXPECT_NE(testing::error_of([&] { c.validate(); }).find("lr_schedule: expected constant or cosine"), std::string::npos);
+  c.lr_schedule = "cosine";
+  c.warmup_ratio = 0.2;
+  c.warmup_steps = 3;
+  EXPECT_NE(testing::error_of([&] { c.validate(); }).find("not both"), std::string::npos);
+  c.warmup_steps = 0;
+  c.validate();
+  c.warmup_ratio = 1.0;
+  EXPECT_NE(testing::error_of([&] { c.validate(); }).find("warmup_ratio"), std::string::npos);
+  c.warmup_ratio = 0;
+  c.device = "gpu";
+  EXPECT_NE(testing::error_of([&] { c.validate(); }).find("device: expected cpu, cuda or cuda:N"), std::string::npos);
+  for (const char* d : {"cpu", "cuda", "cuda:0", "cuda:7"}) {
+    c.device = d;
+    c.validate();
+  }
+  c.precision = "fp16";
+  EXPECT_NE(testing::error_of([&] { c.validate(); }).find("precision: expected fp32, bf16 or bf16_master"),
+            std::string::npos);
+}
+
+// A resume that changes `steps` is refused when the LR schedule depends on it.
+TEST(Trainer, ResumeRefusesChangedStepsUnderCosine) {
+  TrainWorld s;
+  auto c = s.config("cos", 1);
+  c.lr_schedule = "cosine";
+  train_grpo(c);
+  c.steps = 3;
+  const auto e = testing::error_of([&] { train_grpo(c, true); });
+  EXPECT_NE(e.find("in: steps (the LR schedule depends on it: 1 -> 3)"), std::string::npos) << e;
+  // A nested key is named by its path.
+  c.steps = 1;
+  c.update.mini_batch = 3;
+  const auto e2 = testing::error_of([&] { train_grpo(c, true); });
+  EXPECT_NE(e2.find("in: update.mini_batch"), std::string::npos) << e2;
+}
+
+// ---- every config file in configs/ --------------------------------------------------------
+
+std::string run_capture(const std::string& cmd, int& rc);
+
+// configs/ holds the configs of several programs; the file name says which (configs/README.md):
+// *sft* -> sft_train, *eval* -> evaluate, the rest -> grpo_train. grpo_train's are loaded here;
+// the others through their program's --print-config when it is built.
+TEST(TrainerConfigs, EveryFileInConfigsLoadsAndValidates) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(STRATA_SOURCE_DIR) + "/configs")) {
+    if (e.path().extension() != ".json") continue;
+    const std::string name = e.path().filename().string();
+    SCOPED_TRACE(e.path().string());
+    const std::string program = name.find("sft") != std::string::npos    ? "sft_train"
+                                : name.find("eval") != std::string::npos ? "evaluate"
+                                                                         : "grpo_train";
+    if (program != "grpo_train") {
+      if (!std::filesystem::exists(testing::bin(program))) {
+        std::printf("  %s: %s is not built; not checked here\n", name.c_str(), program.c_str());
+        continue;
+      }
+      int rc = 0;
+      const auto out = run_capture(testing::bin(program) + " --config " + e.path().string() + " --print-config 2>&1", rc);
+      EXPECT_EQ(rc, 0) << out;
+      continue;
+    }
+    ++n;
+    TrainerConfig c;
+    EXPECT_NO_THROW(c = config::load<TrainerConfig>(e.path().string(), {})) << testing::error_of([&] {
+      config::load<TrainerConfig>(e.path().string(), {});
+    });
+    EXPECT_NO_THROW(c.validate());
+    if (name.rfind("qwen2.5-3b_nq_hotpotqa_", 0) == 0) {
+      // The Search-R1 recipe.
+      EXPECT_EQ(c.prompts_per_step, 512);
+      EXPECT_EQ(c.rollout.samples_per_prompt, 5);
+      EXPECT_DOUBLE_EQ(c.lr, 1e-6);
+      EXPECT_DOUBLE_EQ(c.warmup_ratio, 0.285);
+      EXPECT_DOUBLE_EQ(c.loss.clip_low, 0.2);
+      EXPECT_DOUBLE_EQ(c.loss.clip_high, 0.2);
+      EXPECT_EQ(c.loss.kl_estimator, "k3");
+      EXPECT_DOUBLE_EQ(c.loss.kl_coef, 0.001);
+      EXPECT_EQ(c.rollout.env.max_turns, 4);
+      EXPECT_EQ(c.rollout.env.topk, 3);
+      EXPECT_EQ(c.rollout.env.max_turn_tokens, 500);
+      EXPECT_EQ(c.rollout.env.max_obs_tokens, 500);
+      EXPECT_EQ(c.rollout.chat, "chatml");
+      EXPECT_EQ(c.device, "cuda");
+      EXPECT_EQ(c.precision, "bf16");
+      EXPECT_EQ(c.advantage.estimator, name.find("stratified") != std::string::npos ? "stratified" : "grpo");
+    }
+  }
+  EXPECT_GE(n, 6);
+}
+
+// ---- errors before any work --------------------------------------------------------------
+
+// A free loopback port that nothing listens on.
+int dead_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+TEST(Trainer, DaemonDownIsReportedBeforeAnyWork) {
+  TrainWorld s;
+  auto c = s.config("down", 1);
+  const std::string base = "http://127.0.0.1:" + std::to_string(dead_port());
+  c.retriever = base + "/retrieve";
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto e = testing::error_of([&] { train_grpo(c); });
+  EXPECT_NE(e.find("retriever: cannot reach the retrieval daemon at " + base + "/health"), std::string::npos) << e;
+  EXPECT_NE(e.find("retrieval_server"), std::string::npos) << "says how to start one: " << e;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+  EXPECT_FALSE(std::filesystem::exists(c.out_dir)) << "nothing was started";
+}
+
+TEST(Trainer, MissingModelOrTokenizerIsReportedFirst) {
+  testing::TempDir dir;
+  TrainerConfig c;
+  c.model = dir.file("nope");
+  c.train_data = dir.file("train.jsonl");
+  c.retriever = "http://127.0.0.1:" + std::to_string(dead_port()) + "/retrieve";
+  c.out_dir = dir.file("out");
+  EXPECT_NE(testing::error_of([&] { train_grpo(c); }).find("model: model directory '" + c.model + "' does not exist"),
+            std::string::npos);
+  // Weights but no tokenizer.json.
+  auto mc = agent::make_tiny_config(64);
+  mc.hidden_size = 16;
+  mc.intermediate_size = 32;
+  mc.num_hidden_layers = 1;
+  mc.head_dim = 4;
+  agent::save_model(agent::init_random_model(mc, 1), dir.file("m"));
+  c.model = dir.file("m");
+  EXPECT_NE(testing::error_of([&] { train_grpo(c); }).find("has no tokenizer.json"), std::string::npos);
+  // A device that is not there.
+  c.device = "cuda:9";
+  const auto e = testing::error_of([&] { train_grpo(c); });
+  EXPECT_NE(e.find("device: "), std::string::npos) << e;
+  EXPECT_FALSE(std::filesystem::exists(c.out_dir));
+}
+
+// ---- kill -9 while a checkpoint is being written ------------------------------------------
+
+// A child process with its output in `log`; killed on destruction if still running.
+struct Child {
+  pid_t pid = -1;
+  Child(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env, const std::string& log) {
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    std::vector<std::string> env_s(extra_env);
+    for (char** e = environ; *e != nullptr; ++e) env_s.emplace_back(*e);
+    std::vector<char*> envp;
+    for (auto& e : env_s) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    const int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) pid = -1;
+  }
+  // Exit status when it has ended (-1 while running; 128+N when killed by signal N).
+  int poll() {
+    int status = 0;
+    if (pid < 0) return -2;
+    if (waitpid(pid, &status, WNOHANG) != pid) return -1;
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  int wait() {
+    int status = 0;
+    if (pid < 0) return -2;
+    waitpid(pid, &status, 0);
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  ~Child() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+TEST(Trainer, KilledMidCheckpointKeepsThePreviousOneAndResumes) {
+  TrainWorld s;
+  auto cfg = with_entropy(s, "killed", 3);
+  cfg.save_every = 1;
+  const std::string cfg_file = s.dir.file("killed.json");
+  testing::write_file(cfg_file, config::to_json(cfg).dump(2));
+  const std::string ckpts = cfg.out_dir + "/checkpoints";
+  const std::string marker = ckpts + "/.tmp_step_000002.paused";
+  {
+    Child run({testing::bin("grpo_train"), "--config", cfg_file}, {"STRATA_TEST_PAUSE_IN_CHECKPOINT=2"},
+              s.dir.file("killed.log"));
+    ASSERT_GT(run.pid, 0) << "cannot start " << testing::bin("grpo_train");
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!std::filesystem::exists(marker)) {
+      const int rc = run.poll();
+      ASSERT_EQ(rc, -1) << "grpo_train ended (" << rc << ") before the pause:\n" << testing::read_file(s.dir.file("killed.log"));
+      ASSERT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 50.0)
+          << testing::read_file(s.dir.file("killed.log"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_EQ(kill(run.pid, SIGKILL), 0);
+    EXPECT_EQ(run.wait(), 128 + SIGKILL);
+  }
+  // The previous checkpoint is whole; the one being written is only a temporary folder.
+  EXPECT_FALSE(std::filesystem::exists(ckpts + "/step_000002"));
+  EXPECT_TRUE(std::filesystem::exists(ckpts + "/.tmp_step_000002/model/model.safetensors"));
+  EXPECT_FALSE(std::filesystem::exists(ckpts + "/.tmp_step_000002/state.json"));
+  const auto state = nlohmann::json::parse(testing::read_file(ckpts + "/step_000001/state.json"));
+  EXPECT_EQ(state["step"], 1);
+  EXPECT_TRUE(std::filesystem::exists(ckpts + "/step_000001/optimizer.pt"));
+  EXPECT_EQ(agent::load_model(ckpts + "/step_000001/model").config().hidden_size, 32);
+
+  // --resume continues from step 1, removes the leftover, and ends where 3 straight steps end.
+  {
+    Child resume({testing::bin("grpo_train"), "--config", cfg_file, "--resume"}, {}, s.dir.file("resume.log"));
+    ASSERT_EQ(resume.wait(), 0) << testing::read_file(s.dir.file("resume.log"));
+  }
+  const std::string log = testing::read_file(s.dir.file("resume.log"));
+  EXPECT_NE(log.find("resuming from " + ckpts + "/step_000001 (step 1)"), std::string::npos) << log;
+  for (const auto& e : std::filesystem::directory_iterator(ckpts))
+    EXPECT_NE(e.path().filename().string().rfind(".tmp_", 0), 0u) << "leftover " << e.path();
+  EXPECT_TRUE(std::filesystem::exists(ckpts + "/step_000003/state.json"));
+  std::ifstream in(cfg.out_dir + "/metrics.jsonl");
+  std::string line;
+  std::vector<int> steps;
+  while (std::getline(in, line)) steps.push_back(nlohmann::json::parse(line)["step"].get<int>());
+  EXPECT_EQ(steps, (std::vector<int>{1, 2, 3})) << "each step logged once";
+  train_grpo(with_entropy(s, "straight", 3));
+  EXPECT_TRUE(testing::read_file(s.dir.file("straight/final/model.safetensors")) ==
+              testing::read_file(cfg.out_dir + "/final/model.safetensors"))
+      << "killed + resumed must end with the weights of 3 straight steps";
+}
+
+// ---- TensorBoard's own reader --------------------------------------------------------------
+
+std::string python() {
+  const char* env = std::getenv("STRATA_PYTHON");
+  return env != nullptr ? env : "python3";
+}
+
+std::string run_capture(const std::string& cmd, int& rc) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) {
+    rc = -1;
+    return out;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int st = pclose(p);
+  rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+TEST(Trainer, TensorBoardEventsLoadInEventAccumulator) {
+  int rc = 0;
+  run_capture(python() + " -c 'import tensorboard' 2>/dev/null", rc);
+  if (rc != 0)
+    GTEST_SKIP() << "Python package tensorboard is missing (" << python()
+                 << "); scripts/setup.sh installs it, or: python3 -m pip install tensorboard==2.21.0";
+  TrainWorld s;
+  train_grpo(s.config("tb", 2));
+  const std::string script = s.dir.file("read_tb.py");
+  testing::write_file(script, R"(import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+ea = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
+ea.Reload()
+print(json.dumps({t: [[e.step, e.value] for e in ea.Scalars(t)] for t in ea.Tags()["scalars"]}))
+)");
+  const std::string out = run_capture(python() + " " + script + " " + s.dir.file("tb/tb") + " 2>&1", rc);
+  ASSERT_EQ(rc, 0) << out;
+  const auto tags = nlohmann::json::parse(out.substr(out.find('{')));
+  std::ifstream in(s.dir.file("tb/metrics.jsonl"));
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    const int step = j["step"];
+    ++lines;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.key() == "step") continue;
+      ASSERT_TRUE(tags.contains(it.key())) << "tag " << it.key() << " missing from TensorBoard's view";
+      bool found = false;
+      for (const auto& sv : tags[it.key()]) {
+        if (sv[0] != step) continue;
+        found = true;
+        const double want = it.value().get<double>();
+        EXPECT_NEAR(sv[1].get<double>(), want, 1e-6 * std::max(1.0, std::abs(want))) << it.key();
+      }
+      EXPECT_TRUE(found) << it.key() << " at step " << step;
+    }
+  }
+  EXPECT_EQ(lines, 2);
+  for (const char* k : {"reward/mean", "loss/kl", "lr", "time/rollout_s", "update/skipped_zero_adv"})
+    EXPECT_EQ(tags[k].size(), 2u) << k;
+}
+
+// ---- precision ---------------------------------------------------------------------------
+
+// bf16 autocast and bf16_master run end to end here on the CPU (slow there; meant for CUDA).
+TEST(Trainer, Bf16PrecisionsTrainOnCpu) {
+  TrainWorld s;
+  const auto init = testing::read_file(s.dir.file("tiny/model.safetensors"));
+  for (const char* prec : {"bf16", "bf16_master"}) {
+    auto c = with_entropy(s, std::string("p_") + prec, 2);
+    c.precision = prec;
+    const auto sum = train_grpo(c);
+    EXPECT_EQ(sum.steps, 2) << prec;
+    const auto out = agent::load_model(s.dir.file(std::string("p_") + prec + "/final"));
+    EXPECT_EQ(out.dtype(), torch::kFloat32) << "the final model is written in fp32";
+    for (const auto& p : out.parameters()) ASSERT_TRUE(torch::isfinite(p).all().item<bool>()) << prec;
+    EXPECT_TRUE(testing::read_file(s.dir.file(std::string("p_") + prec + "/final/model.safetensors")) != init) << prec;
+  }
+}
+
+// grpo_train on CUDA in each precision (skipped without a GPU).
+TEST(TrainerCuda, ThreeStepsInEachPrecision) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device visible";
+  TrainWorld s;
+  for (const char* prec : {"fp32", "bf16", "bf16_master"}) {
+    auto c = with_entropy(s, std::string("cuda_") + prec, 3);
+    c.device = "cuda";
+    c.precision = prec;
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(train_grpo(c).steps, 3) << prec;
+    std::printf("[cuda] %s: 3 steps in %.1f s\n", prec,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    const auto out = agent::load_model(s.dir.file(std::string("cuda_") + prec + "/final"));
+    for (const auto& p : out.parameters()) ASSERT_TRUE(torch::isfinite(p).all().item<bool>()) << prec;
+  }
 }
 
 }  // namespace
