@@ -65,7 +65,8 @@ fi
 # ---- Python packages the parity tests compare against (pinned) -----------------------------
 # name==version:import-name
 PY_TEST_PACKAGES=("tokenizers==0.23.3:tokenizers" "transformers==5.23.0:transformers"
-                  "safetensors==0.8.0:safetensors" "numpy==2.4.6:numpy")
+                  "safetensors==0.8.0:safetensors" "numpy==2.4.6:numpy"
+                  "tensorboard==2.21.0:tensorboard")  # the trainer test reads our events with EventAccumulator
 py_missing=()
 for spec in "${PY_TEST_PACKAGES[@]}"; do
   pkg="${spec%%:*}"; mod="${spec##*:}"; want="${pkg##*==}"
@@ -81,12 +82,37 @@ fi
 export CCACHE_BASEDIR="$ROOT"   # cache hits across clones in other folders
 export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+# CUDA: with a CUDA toolkit (nvcc) present, build the CUDA code paths; with a GPU visible as
+# well, insist on them (-DSTRATA_CUDA=ON fails the configure loudly instead of building a
+# CPU-only strata). nvcc is often not on PATH (/usr/local/cuda/bin): CMake gets its root.
+CUDA_ARGS=()
+NVCC="$(command -v nvcc || true)"
+if [[ -z "$NVCC" ]]; then
+  for c in /usr/local/cuda/bin/nvcc $(ls -d /usr/local/cuda-*/bin/nvcc 2>/dev/null | sort -V -r); do
+    [[ -x "$c" ]] && { NVCC="$c"; break; }
+  done
+fi
+HAVE_GPU=0
+command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -q "^GPU " && HAVE_GPU=1
+if [[ -n "$NVCC" ]]; then
+  CUDA_ARGS+=("-DCUDAToolkit_ROOT=$(dirname "$(dirname "$NVCC")")")
+  ((HAVE_GPU)) && CUDA_ARGS+=("-DSTRATA_CUDA=ON")
+elif ((HAVE_GPU)); then
+  say "a GPU is visible but no CUDA toolkit (nvcc) was found: building without the CUDA code paths"
+fi
+if [[ -f "$BUILD_DIR/build.ninja" ]] && ((HAVE_GPU)) && [[ -n "$NVCC" ]] &&
+   ! grep -q "^STRATA_CUDA:STRING=ON" "$BUILD_DIR/CMakeCache.txt" 2>/dev/null; then
+  say "a GPU is visible: reconfiguring $BUILD_DIR with the CUDA code paths (-DSTRATA_CUDA=ON)"
+  cmake -S "$ROOT" -B "$BUILD_DIR" "${CUDA_ARGS[@]}" >"$BUILD_DIR/configure.log" 2>&1 ||
+    { cat "$BUILD_DIR/configure.log" >&2; exit 1; }
+  grep -E "^-- strata:" "$BUILD_DIR/configure.log" >&2 || true
+fi
 if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
   say "configuring $BUILD_DIR (Release; log in $BUILD_DIR/configure.log)"
   mkdir -p "$BUILD_DIR"
   # shellcheck disable=SC2086
   if ! cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-      -DPython3_EXECUTABLE="$(command -v "$PYTHON" || echo "$PYTHON")" ${STRATA_CMAKE_ARGS:-} \
+      -DPython3_EXECUTABLE="$(command -v "$PYTHON" || echo "$PYTHON")" "${CUDA_ARGS[@]}" ${STRATA_CMAKE_ARGS:-} \
       >"$BUILD_DIR/configure.log" 2>&1; then
     cat "$BUILD_DIR/configure.log" >&2
     rm -f "$BUILD_DIR/build.ninja"
