@@ -1,0 +1,57 @@
+// Helpers for the evaluate tests: run the program and read what it wrote.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace strata::testing {
+
+struct RunResult {
+  int rc = -1;         // exit code
+  std::string output;  // stdout and stderr together
+};
+
+// Runs a shell command line, capturing stdout and stderr.
+inline RunResult run_command(const std::string& cmd) {
+  RunResult r;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// The evaluate binary, quoted, or "" when this build has none (built without LibTorch).
+inline std::string evaluate_bin() {
+  const std::string b = ::strata::testing::bin("evaluate");
+  return std::filesystem::exists(b) ? "'" + b + "'" : "";
+}
+
+inline nlohmann::json read_json(const std::string& path) {
+  return nlohmann::json::parse(::strata::testing::read_file(path));
+}
+
+inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(::strata::testing::read_file(path));
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+}  // namespace strata::testing
+
+#define STRATA_REQUIRE_EVALUATE(var)                         \
+  const std::string var = ::strata::testing::evaluate_bin(); \
+  if (var.empty()) GTEST_SKIP() << "build/bin/evaluate is not built (it needs LibTorch)"
