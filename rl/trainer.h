@@ -19,8 +19,9 @@
 //                norms, softmax and the loss stay fp32. Rollouts run on a bf16 copy of the
 //                policy refreshed after every update (a device-side cast), because autocast
 //                would re-cast every weight on every decoding step. The reference stays fp32
-//                under the same autocast, so its log-probs match the policy's exactly before
-//                the first update (KL starts at 0).
+//                under the same autocast, so before the first update its log-probs equal the
+//                policy's (KL starts at 0 up to the noise of different padding), which a bf16
+//                reference would not give.
 //   bf16_master  the policy holds bf16 weights used for rollouts and forward/backward; the
 //                optimiser updates fp32 master copies (gradients accumulated in fp32) that are
 //                rounded back into the bf16 weights after each step; the reference is bf16.
