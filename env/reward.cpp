@@ -16,8 +16,13 @@ void RewardOptions::validate() const {
 
 RewardResult score_response(std::string_view response, const std::vector<std::string>& golds,
                             const RewardOptions& opts) {
+  return score_response(response, golds, opts, response);
+}
+
+RewardResult score_response(std::string_view response, const std::vector<std::string>& golds,
+                            const RewardOptions& opts, std::string_view answer_source) {
   RewardResult r;
-  const auto answer = extract_answer(response);
+  const auto answer = extract_answer(answer_source);
   r.has_answer = answer.has_value();
   r.format_valid = valid_format(response);
   if (r.has_answer) {

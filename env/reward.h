@@ -40,6 +40,11 @@ struct RewardResult {
   std::string answer;         // the extracted answer ("" when none)
 };
 
+// `answer_source`, when given, is where the <answer> is looked for: the policy's own text, so that
+// an answer tag inside retrieved documents or the environment's feedback never counts. The format
+// check always reads the whole response.
+RewardResult score_response(std::string_view response, const std::vector<std::string>& golds,
+                            const RewardOptions& opts, std::string_view answer_source);
 RewardResult score_response(std::string_view response, const std::vector<std::string>& golds,
                             const RewardOptions& opts);
 

@@ -199,7 +199,14 @@ std::string Episode::response_text() const {
 }
 
 RewardResult Episode::score() const {
-  return score_response(response_text(), question_.golden_answers, opts_.reward);
+  // The answer is looked for in the policy's own text only: retrieved documents and the invalid-
+  // action feedback (which itself mentions <answer> and </answer>) are not the agent's answer.
+  std::string all, own;
+  for (const auto& [text, trained] : segments()) {
+    all += text;
+    if (trained) own += text;
+  }
+  return score_response(all, question_.golden_answers, opts_.reward, own);
 }
 
 }  // namespace strata::env

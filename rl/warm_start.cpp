@@ -1,6 +1,9 @@
 #include "rl/warm_start.h"
 
 #include <algorithm>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/progress.h"
@@ -121,7 +124,8 @@ std::vector<Demonstration> make_demonstrations(const std::vector<data::QaRecord>
 }
 
 SftReport sft_train(agent::Model& model, const std::vector<SftExample>& examples,
-                    const SftOptions& opts) {
+                    const SftOptions& opts,
+                    const std::function<void(int, double, int64_t)>& on_step) {
   opts.validate();
   STRATA_CHECK(!examples.empty(), "sft_train: no examples");
   model.set_requires_grad(true);
@@ -149,13 +153,92 @@ SftReport sft_train(agent::Model& model, const std::vector<SftExample>& examples
       const double v = l.loss.item<double>();
       if (report.steps == 0) report.first_loss = v;
       report.last_loss = v;
+      report.losses.push_back(v);
+      report.tokens.push_back(l.tokens);
       ++report.steps;
+      if (on_step) on_step(report.steps, v, l.tokens);
       bar.add();
     }
   }
   bar.finish();
   model.set_requires_grad(false);
   return report;
+}
+
+SftExample sft_example(const agent::Tokenizer& tok, const std::string& prompt_text,
+                       const std::string& response, const std::string& chat) {
+  const auto eos = tok.eos_id();
+  STRATA_CHECK(eos.has_value(), "the tokenizer " << tok.source() << " has no eos token");
+  SftExample ex;
+  ex.ids = encode_prompt(tok, prompt_text, chat);
+  ex.trained.assign(ex.ids.size(), 0);
+  auto append = [&](std::string_view text, bool trained) {
+    if (text.empty()) return;
+    for (int32_t id : tok.encode(text, false)) {
+      ex.ids.push_back(id);
+      ex.trained.push_back(trained ? 1 : 0);
+    }
+  };
+  // Split the response into agent text and retrieved blocks; the blank lines the environment
+  // writes around a block belong to it.
+  static const std::string open = "<information>", close = "</information>";
+  size_t pos = 0;
+  while (pos < response.size()) {
+    size_t a = response.find(open, pos);
+    if (a == std::string::npos) break;
+    size_t b = response.find(close, a);
+    STRATA_CHECK(b != std::string::npos, "an <information> block is not closed");
+    b += close.size();
+    size_t lead = a;
+    for (int k = 0; k < 2 && lead > pos && response[lead - 1] == '\n'; ++k) --lead;
+    size_t trail = b;
+    for (int k = 0; k < 2 && trail < response.size() && response[trail] == '\n'; ++k) ++trail;
+    append(std::string_view(response).substr(pos, lead - pos), true);
+    append(std::string_view(response).substr(lead, trail - lead), false);
+    pos = trail;
+  }
+  append(std::string_view(response).substr(pos), true);
+  ex.ids.push_back(*eos);
+  ex.trained.push_back(1);
+  return ex;
+}
+
+std::vector<SftExample> read_sft_jsonl(const std::string& path, const agent::Tokenizer& tok,
+                                       const std::string& chat, const env::SearchEnvOptions& env) {
+  std::ifstream in(path);
+  STRATA_CHECK(in, "cannot open " << path);
+  std::vector<SftExample> out;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      const auto j = nlohmann::json::parse(line);
+      STRATA_CHECK(j.is_object(), "expected a JSON object");
+      STRATA_CHECK(j.contains("response") && j["response"].is_string(),
+                   "missing string field \"response\"");
+      std::string prompt;
+      if (j.contains("prompt")) {
+        STRATA_CHECK(j["prompt"].is_string(), "\"prompt\" must be a string");
+        prompt = j["prompt"].get<std::string>();
+      } else {
+        STRATA_CHECK(j.contains("question") && j["question"].is_string(),
+                     "missing string field \"prompt\" or \"question\"");
+        data::QaRecord q;
+        q.question = j["question"].get<std::string>();
+        q.golden_answers = {""};
+        env::Episode ep(env, q, [&tok](std::string_view s) { return tok.encode(s, false); },
+                        [&tok](const std::vector<int32_t>& ids) { return tok.decode(ids); });
+        prompt = ep.prompt_text();
+      }
+      out.push_back(sft_example(tok, prompt, j["response"].get<std::string>(), chat));
+    } catch (const std::exception& e) {
+      STRATA_FAIL(path << ":" << lineno << ": " << e.what());
+    }
+  }
+  STRATA_CHECK(!out.empty(), path << ": no trajectories");
+  return out;
 }
 
 }  // namespace strata::rl

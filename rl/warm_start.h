@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -81,10 +82,28 @@ struct SftReport {
   int steps = 0;
   double first_loss = 0;
   double last_loss = 0;
+  std::vector<double> losses;  // per optimiser step
+  std::vector<int64_t> tokens; // trained tokens per step
 };
 
-// Trains `model` in place (its parameters must be float32 leaves); shows progress.
+// User trajectories for supervised fine-tuning, one JSON object per line:
+//   {"prompt": TEXT, "response": TEXT}   prompt = the user message, before the chat template
+//   {"question": TEXT, "response": TEXT} the prompt is env's Search-R1 instruction around it
+// Each "\n\n<information>...</information>\n\n" block of the response (blank lines included, as
+// the environment writes them) is retrieved text: context, never a loss target. Everything else
+// in the response, and a final eos, is trained. Errors name the file and line.
+std::vector<SftExample> read_sft_jsonl(const std::string& path, const agent::Tokenizer& tok,
+                                       const std::string& chat,
+                                       const env::SearchEnvOptions& env = {});
+
+// One example from a prompt and a response (same rules as read_sft_jsonl).
+SftExample sft_example(const agent::Tokenizer& tok, const std::string& prompt_text,
+                       const std::string& response, const std::string& chat);
+
+// Trains `model` in place (its parameters must be float32 leaves); shows progress and calls
+// on_step(step, loss, trained tokens) after each optimiser step when given.
 SftReport sft_train(agent::Model& model, const std::vector<SftExample>& examples,
-                    const SftOptions& opts);
+                    const SftOptions& opts,
+                    const std::function<void(int, double, int64_t)>& on_step = nullptr);
 
 }  // namespace strata::rl

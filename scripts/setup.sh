@@ -66,6 +66,7 @@ fi
 # name==version:import-name
 PY_TEST_PACKAGES=("tokenizers==0.23.3:tokenizers" "transformers==5.23.0:transformers"
                   "safetensors==0.8.0:safetensors" "numpy==2.4.6:numpy"
+                  "matplotlib==3.11.2:matplotlib"  # plots of demo.sh and the experiments
                   "tensorboard==2.21.0:tensorboard")  # the trainer test reads our events with EventAccumulator
 py_missing=()
 for spec in "${PY_TEST_PACKAGES[@]}"; do

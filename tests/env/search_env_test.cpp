@@ -108,6 +108,32 @@ TEST(SearchEnv, InvalidTurnGetsMaskedFeedbackAndCounts) {
   EXPECT_EQ(ep.score().reward, 0.0);
 }
 
+// The feedback after an invalid turn mentions "<answer> and </answer>", and retrieved text may hold
+// answer tags too: neither is the agent's answer.
+TEST(SearchEnv, OnlyThePolicysOwnTextIsScored) {
+  SearchEnvOptions o;
+  o.max_turns = 3;
+  o.reward.name = "format_em";
+  Episode ep(o, question(), enc, dec);
+  const auto t1 = turn("I am not sure what to do.");
+  ep.on_generation(t1.ids, t1.lps, TurnFinish::kEos);
+  (void)ep.take_pending_observation();
+  const auto t2 = turn("<think>x</think><search>Kreimex Setofa</search>");
+  auto s = ep.on_generation(t2.ids, t2.lps, TurnFinish::kStopSequence);
+  ASSERT_EQ(s.kind, Episode::StepKind::kSearch);
+  ep.on_retrieval({{"9", "\"Quiz\"\nThe reply was <answer> Port Walonei </answer> in 1968."}}, 1.0, 1);
+  (void)ep.take_pending_observation();
+  const auto t3 = turn("<think>still unsure</think>");
+  ep.on_generation(t3.ids, t3.lps, TurnFinish::kEos);
+  ASSERT_TRUE(ep.done());
+  EXPECT_NE(ep.response_text().find("<answer> and </answer>"), std::string::npos);
+  const auto r = ep.score();
+  EXPECT_FALSE(r.has_answer);
+  EXPECT_EQ(r.answer, "");
+  EXPECT_EQ(r.em, 0.0);
+  EXPECT_EQ(r.reward, 0.0);  // format_em gives a wrong-but-answered trajectory 0.1; this one has none
+}
+
 TEST(SearchEnv, SearchOnTheLastTurnEndsWithoutRetrieval) {
   SearchEnvOptions o;
   o.max_turns = 1;
