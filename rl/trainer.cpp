@@ -97,9 +97,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Keys whose change does not alter the run itself, so a resume may change them.
+// Keys whose change does not alter the run itself, so a resume may change them (`device` moves
+// it, like `threads`, without changing what it computes beyond rounding).
 bool resumable_key(const std::string& k) {
-  return k == "steps" || k == "out_dir" || k == "threads" || k == "save_every" || k == "keep_checkpoints";
+  return k == "steps" || k == "out_dir" || k == "threads" || k == "device" || k == "save_every" ||
+         k == "keep_checkpoints";
 }
 
 // Dotted paths where two configs (as JSON) differ.

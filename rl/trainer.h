@@ -120,7 +120,7 @@ struct TrainSummary {
 
 // Trains; with resume = true continues from the newest checkpoint in out_dir/checkpoints
 // (refused, naming the keys, when the config differs in anything but steps, out_dir, threads,
-// save_every and keep_checkpoints; `steps` too when the LR schedule depends on it).
+// device, save_every and keep_checkpoints; `steps` too when the LR schedule depends on it).
 //
 // Testing hook: with STRATA_TEST_PAUSE_IN_CHECKPOINT=N in the environment, writing the
 // checkpoint of step N stops after the weights and the optimiser state are in its temporary

@@ -1,5 +1,8 @@
 // grpo_train: Stratified GRPO (or GRPO) training of a search agent against a retrieval daemon.
 //   grpo_train --config configs/demo.json [--set advantage.estimator=grpo] [--print-config]
+//   grpo_train --config configs/qwen2.5-3b_nq_hotpotqa_stratified_bm25.json [--resume]
+// Every config error (keys, device, model folder, tokenizer, QA file, an unreachable daemon) is
+// reported with exit status 2 before any weights are loaded (rl/trainer.h).
 #include <cstdio>
 
 #include "core/cli.h"
