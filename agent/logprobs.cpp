@@ -18,24 +18,36 @@ TokenLogprobs token_logprobs(const Model& model, const Tensor& input_ids, const 
   Tensor hidden = model.hidden_states(input_ids, attention_mask, {}, fo).reshape({B * T, H});  // [N, H]
   Tensor tgt = targets.to(hidden.device(), torch::kInt64).reshape({B * T});
   Tensor tmask = target_mask.defined() ? target_mask : attention_mask;
+  // The lm_head (the largest matrix product for a small model with a big vocabulary) runs only
+  // at the scored positions: for RL and SFT batches that is the agent's own tokens, a fraction of
+  // the sequence (prompt, retrieved text and padding are skipped).
+  Tensor rows;  // [n] indices of scored positions (undefined = all)
+  if (tmask.defined()) rows = tmask.to(hidden.device()).reshape({B * T}).nonzero().squeeze(1);
+  Tensor h = rows.defined() ? hidden.index_select(0, rows) : hidden;
+  Tensor t = rows.defined() ? tgt.index_select(0, rows) : tgt;
+  const int64_t N = h.size(0);
   std::vector<Tensor> lp_parts, ent_parts;
-  for (int64_t s = 0; s < B * T; s += options.vocab_chunk_tokens) {
-    const int64_t n = std::min(options.vocab_chunk_tokens, B * T - s);
+  for (int64_t s = 0; s < N; s += options.vocab_chunk_tokens) {
+    const int64_t n = std::min(options.vocab_chunk_tokens, N - s);
     // logits: [n, V] in float32 for a stable log_softmax
-    Tensor logits = model.lm_head(hidden.narrow(0, s, n)).to(torch::kFloat32);
+    Tensor logits = model.lm_head(h.narrow(0, s, n)).to(torch::kFloat32);
     if (options.temperature != 1.0) logits = logits / options.temperature;
     Tensor logp = torch::log_softmax(logits, -1);
-    lp_parts.push_back(logp.gather(1, tgt.narrow(0, s, n).unsqueeze(1)).squeeze(1));
+    lp_parts.push_back(logp.gather(1, t.narrow(0, s, n).unsqueeze(1)).squeeze(1));
     if (options.with_entropy) ent_parts.push_back(-(logp.exp() * logp).sum(-1));
   }
+  auto place = [&](std::vector<Tensor>& parts) {
+    Tensor v = parts.empty() ? torch::zeros({0}, hidden.options().dtype(torch::kFloat32)) : torch::cat(parts);
+    if (!rows.defined()) return v.view({B, T});
+    Tensor m = tmask.to(v.device()).to(torch::kFloat32).reshape({B * T});
+    // Scattered back (differentiably) into a zero-filled [B, T]; a scored position keeps its mask
+    // weight, as when every position was scored and then multiplied by the mask.
+    Tensor full = torch::zeros({B * T}, v.options()).index_put({rows}, v * m.index_select(0, rows));
+    return full.view({B, T});
+  };
   TokenLogprobs out;
-  out.logprobs = torch::cat(lp_parts).view({B, T});
-  if (options.with_entropy) out.entropy = torch::cat(ent_parts).view({B, T});
-  if (tmask.defined()) {
-    Tensor m = tmask.to(out.logprobs.device()).to(torch::kFloat32);
-    out.logprobs = out.logprobs * m;
-    if (out.entropy.defined()) out.entropy = out.entropy * m;
-  }
+  out.logprobs = place(lp_parts);
+  if (options.with_entropy) out.entropy = place(ent_parts);
   return out;
 }
 

@@ -33,8 +33,12 @@ SftLoss sft_loss(const agent::Model& model, const std::vector<SftExample>& batch
     }
   }
   const auto dev = model.device();
-  // logprobs: [B, T-1], position t scores ids[:, t+1].
-  const auto lp = agent::sequence_logprobs(model, ids.to(dev), attn.to(dev)).logprobs;
+  // Scored only where a target is trained: logprobs[b, t] scores ids[b, t+1] (the last column
+  // scores nothing). token_logprobs skips the lm_head elsewhere.
+  auto targets = torch::cat({ids.slice(1, 1), ids.slice(1, T - 1)}, 1);
+  auto tmask = torch::cat({target.slice(1, 1), torch::zeros({B, 1})}, 1);
+  const auto lp = agent::token_logprobs(model, ids.to(dev), attn.to(dev), targets.to(dev), tmask.to(dev))
+                      .logprobs.slice(1, 0, static_cast<int64_t>(T) - 1);  // [B, T-1]
   const auto mask = target.slice(1, 1).to(dev);  // [B, T-1]
   SftLoss out;
   const double n = mask.sum().item<double>();

@@ -69,8 +69,9 @@ std::vector<Demonstration> make_demonstrations(const std::vector<data::QaRecord>
 
     std::vector<env::RetrievedDoc> last_docs;
     for (int s = 0; s < searches; ++s) {
-      const std::string turn = "<think>I need to look up " + entities[s] + ".</think>\n<search> " +
-                               entities[s] + " </search>";
+      // The thought names no entity: a small policy then copies each name once, into the query.
+      const std::string turn = std::string("<think>") + (s == 0 ? "I need to search." : "I need one more search.") +
+                               "</think>\n<search> " + entities[s] + " </search>";
       const auto ids = encode(turn);
       const auto step = ep.on_generation(ids, std::vector<float>(ids.size(), 0.0f),
                                          env::TurnFinish::kStopSequence);
@@ -139,12 +140,25 @@ SftReport sft_train(agent::Model& model, const std::vector<SftExample>& examples
   if (opts.max_steps > 0) total = std::min(total, opts.max_steps);
   SftReport report;
   Progress bar("sft", static_cast<uint64_t>(total), "steps");
+  const size_t bs = static_cast<size_t>(opts.batch_size);
   for (int epoch = 0; epoch < opts.epochs && report.steps < total; ++epoch) {
     rng.shuffle(order);
-    for (size_t start = 0; start < order.size() && report.steps < total; start += opts.batch_size) {
+    // Batches of similar lengths waste less on padding: within windows of 16 batches the examples
+    // are sorted by length, cut into batches, and the batches are visited in a random order.
+    std::vector<std::vector<size_t>> batches;
+    for (size_t w = 0; w < order.size(); w += 16 * bs) {
+      std::vector<size_t> win(order.begin() + w, order.begin() + std::min(order.size(), w + 16 * bs));
+      std::stable_sort(win.begin(), win.end(), [&](size_t a, size_t b) {
+        return examples[a].ids.size() < examples[b].ids.size();
+      });
+      for (size_t i = 0; i < win.size(); i += bs)
+        batches.emplace_back(win.begin() + i, win.begin() + std::min(win.size(), i + bs));
+    }
+    rng.shuffle(batches);
+    for (const auto& idx : batches) {
+      if (report.steps >= total) break;
       std::vector<SftExample> batch;
-      for (size_t i = start; i < std::min(order.size(), start + opts.batch_size); ++i)
-        batch.push_back(examples[order[i]]);
+      for (size_t i : idx) batch.push_back(examples[i]);
       optim.zero_grad();
       const auto l = sft_loss(model, batch);
       l.loss.backward();

@@ -37,7 +37,10 @@ struct SftTrainConfig {
   std::string trajectories;          // JSONL trajectories (source = jsonl)
   std::string retriever = "http://127.0.0.1:8000/retrieve";
   int max_examples = 0;              // use at most this many questions or trajectories (0 = all)
+  int first_turn_examples = 0;       // extra short examples: questions cut after their first turn
   int threads = 0;                   // torch intra-op threads (0 = LibTorch's default)
+  std::string device = "cpu";        // cpu, cuda or cuda:N
+  int save_every = 0;                // also save OUT/step_NNNNNN/ every this many steps (0 = off)
   strata::env::SearchEnvOptions env;
   strata::rl::DemonstratorOptions demonstrator;
   strata::rl::SftOptions sft;
@@ -51,7 +54,12 @@ struct SftTrainConfig {
     v("trajectories", trajectories, "JSONL trajectories (source = jsonl)");
     v("retriever", retriever, "retrieval endpoint (source = world)");
     v("max_examples", max_examples, "use at most this many questions/trajectories (0 = all)");
+    v("first_turn_examples", first_turn_examples,
+      "extra examples made of a question and its first turn only (cheap practice at copying the "
+      "entity into the query; source = world)");
     v("threads", threads, "torch threads (0 = default)");
+    v("device", device, "cpu, cuda or cuda:N");
+    v("save_every", save_every, "also save the policy every N steps to OUT/step_NNNNNN (0 = off)");
     v("env", env, "search environment (prompt, limits) of the demonstrations");
     v("demonstrator", demonstrator, "demonstrator imperfections (source = world)");
     v("sft", sft, "supervised training");
@@ -62,7 +70,9 @@ struct SftTrainConfig {
                  "source: expected world or jsonl, got '" << source << "'");
     if (source == "world") STRATA_CHECK(!train_data.empty(), "train_data: required when source = world");
     if (source == "jsonl") STRATA_CHECK(!trajectories.empty(), "trajectories: required when source = jsonl");
+    STRATA_CHECK(save_every >= 0, "save_every: expected >= 0, got " << save_every);
     STRATA_CHECK(max_examples >= 0, "max_examples: expected >= 0, got " << max_examples);
+    STRATA_CHECK(first_turn_examples >= 0, "first_turn_examples: expected >= 0, got " << first_turn_examples);
     env.validate();
     demonstrator.validate();
     sft.validate();
@@ -103,6 +113,7 @@ int main(int argc, char** argv) {
     const auto tok = agent::Tokenizer::from_file(cfg.model + "/tokenizer.json");
     agent::LoadOptions lo;
     lo.dtype = "float32";  // trained in fp32 whatever the checkpoint's storage type
+    lo.device = cfg.device;
     auto model = agent::load_model(cfg.model, lo);
 
     std::vector<rl::SftExample> examples;
@@ -129,6 +140,26 @@ int main(int argc, char** argv) {
         by_searches[d.searches].first++;
         by_searches[d.searches].second += d.correct;
       }
+      // First turns of further questions: the prompt and the agent's first turn (up to the end of
+      // its first trained run), without the retrieval that follows.
+      if (cfg.first_turn_examples > 0) {
+        auto all = data::read_qa_file(cfg.train_data);
+        std::vector<data::QaRecord> extra(all.begin() + std::min(all.size(), questions.size()), all.end());
+        if (extra.size() > static_cast<size_t>(cfg.first_turn_examples)) extra.resize(cfg.first_turn_examples);
+        if (!extra.empty()) {
+          const auto more = rl::make_demonstrations(extra, tok, client, cfg.env, cfg.demonstrator);
+          for (const auto& d : more) {
+            auto ex = d.example;
+            size_t cut = 0;
+            while (cut < ex.trained.size() && !ex.trained[cut]) ++cut;
+            while (cut < ex.trained.size() && ex.trained[cut]) ++cut;
+            ex.ids.resize(cut);
+            ex.trained.resize(cut);
+            examples.push_back(std::move(ex));
+          }
+          STRATA_LOG_INFO("{} first-turn examples from further questions", more.size());
+        }
+      }
       for (const auto& [s, cc] : by_searches)
         STRATA_LOG_INFO("demonstrations with {} searches: {} ({} with the gold answer)", s,
                         cc.first, cc.second);
@@ -147,6 +178,12 @@ int main(int argc, char** argv) {
     std::ofstream log(cfg.out_dir + "/sft_log.jsonl");
     const auto report = rl::sft_train(model, examples, cfg.sft, [&](int step, double loss, int64_t tokens) {
       log << nlohmann::json{{"step", step}, {"loss", loss}, {"tokens", tokens}}.dump() << std::endl;
+      if (cfg.save_every > 0 && step % cfg.save_every == 0) {
+        char name[32];
+        std::snprintf(name, sizeof name, "/step_%06d", step);
+        torch::NoGradGuard ng;
+        agent::save_model(model, cfg.out_dir + name, cfg.model);
+      }
     });
     {
       std::ofstream c(cfg.out_dir + "/config.json");
