@@ -480,7 +480,10 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
     std::map<std::string, double> m = upd.scalars;
     double reward = 0, em = 0, searches = 0;
     std::map<int64_t, std::pair<int, double>> strata;  // stratum -> (count, reward sum)
-    for (const auto& t : batch.trajectories) {
+    std::map<int64_t, double> strata_adv;               // stratum -> advantage sum
+    for (size_t i = 0; i < batch.trajectories.size(); ++i) {
+      const auto& t = batch.trajectories[i];
+      strata_adv[t.stratum()] += adv[i];
       reward += t.reward();
       em += t.em();
       searches += t.num_searches();
@@ -504,6 +507,7 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
       m["stratum/" + std::to_string(k) + "/reward"] = cr.second / cr.first;
       // The paper's cross-stratum bias (mean_k - mean) at batch level.
       m["stratum/" + std::to_string(k) + "/bias"] = cr.second / cr.first - reward / n;
+      m["stratum/" + std::to_string(k) + "/adv"] = strata_adv[k] / cr.first;  // mean advantage
       strata_text += " s" + std::to_string(k) + ":" + std::to_string(cr.first) + "@" +
                      fmt::format("{:.2f}", cr.second / cr.first);
     }

@@ -1,73 +1,122 @@
 #!/usr/bin/env bash
-# The main job on the built-in default, with no downloads of models or data.
+# The main job on the built-in default, with no downloads of models or data:
+#   set-up -> the built-in QA world -> BM25 index -> retrieval daemon (stopped on exit, Ctrl-C or
+#   error) -> tokenizer + tiny policy -> warm start (sft_train) -> evaluate -> Stratified GRPO
+#   (grpo_train, configs/demo.json) -> evaluate -> a before/after table and plots.
 #
-# Today it builds strata, makes the built-in QA world, indexes it, serves it with the retrieval
-# daemon (stopped on exit, Ctrl-C or error), trains a tokenizer, makes the tiny policy and lets it
-# generate. The trainer programs are still missing (see "Status" in README.md); the script says so
-# at the end instead of pretending to train.
-#
-#   scripts/demo.sh                 everything under ./runs/demo
+#   scripts/demo.sh                 everything under ./runs/demo (a finished warm start is reused)
 #   STRATA_DEMO_DIR=dir             elsewhere
+#   STRATA_DEMO_FRESH=1             redo every stage, the warm start included
+#   STRATA_DEMO_QUICK=1             a tiny budget (small world, few steps): checks that every stage
+#                                   runs and writes its files, learns nothing (used by the tests)
+#   STRATA_DEMO_ESTIMATOR=grpo      train with plain GRPO instead (configs/demo_grpo.json)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${STRATA_BUILD_DIR:-$ROOT/build}/bin"
 RUN_DIR="${STRATA_DEMO_DIR:-$ROOT/runs/demo}"
+QUICK="${STRATA_DEMO_QUICK:-0}"
+PY="${PYTHON:-python3}"
+T0=$(date +%s)
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== [%s] %s\n' "$(elapsed)" "$*"; }
+elapsed() { local s=$(($(date +%s) - T0)); printf '%d:%02d' $((s / 60)) $((s % 60)); }
 
 step "set-up (installs and builds when needed)"
-"$ROOT/scripts/setup.sh"
+if [[ "${STRATA_DEMO_SKIP_SETUP:-0}" != 1 ]]; then "$ROOT/scripts/setup.sh"; fi
+[[ "${STRATA_DEMO_FRESH:-0}" == 1 ]] && rm -rf "$RUN_DIR"
+mkdir -p "$RUN_DIR"
+T0=$(date +%s)  # the budget counts from here
+
+# The budget. Quick mode only proves the plumbing.
+if [[ "$QUICK" == 1 ]]; then
+  WORLD_ARGS=(--entities 300 --train 80 --dev 10 --test 16)
+  VOCAB=1024
+  MODEL_ARGS=(--hidden 64 --layers 2 --heads 4 --kv-heads 2)
+  SFT_SETS=(--set max_examples=24 --set sft.epochs=1)
+  RL_SETS=(--set steps=2 --set prompts_per_step=2 --set rollout.samples_per_prompt=3 --set save_every=1)
+  EVAL_ARGS=(--limit 16)
+else
+  WORLD_ARGS=()
+  VOCAB=16384
+  MODEL_ARGS=(--hidden 128 --layers 4 --heads 4 --kv-heads 2)
+  SFT_SETS=()
+  RL_SETS=()
+  EVAL_ARGS=()
+fi
+CONFIG="$ROOT/configs/demo.json"
+[[ "${STRATA_DEMO_ESTIMATOR:-stratified}" == grpo ]] && CONFIG="$ROOT/configs/demo_grpo.json"
 
 step "the built-in QA world -> $RUN_DIR/world"
-mkdir -p "$RUN_DIR"
-"$BIN/make_world" --out "$RUN_DIR/world" --seed 1
-python3 - "$RUN_DIR/world" <<'PY'
+"$BIN/make_world" --out "$RUN_DIR/world" --seed 1 "${WORLD_ARGS[@]}" --log-level warn
+"$PY" - "$RUN_DIR/world" <<'PY'
 import json, sys, collections
 d = sys.argv[1]
 for split in ("train", "dev", "test"):
     hops = collections.Counter(json.loads(l)["hops"] for l in open(f"{d}/{split}.jsonl"))
     print(f"  {split:5s} " + "  ".join(f"{h}-hop: {hops[h]:4d}" for h in sorted(hops)))
 n = sum(1 for _ in open(f"{d}/corpus.jsonl"))
-print(f"  corpus: {n} passages")
 q = json.loads(open(f"{d}/test.jsonl").readline())
-print(f"  e.g. test question: {q['question']!r} -> {q['golden_answers']}")
+print(f"  corpus: {n} passages; e.g. {q['question']!r} -> {q['golden_answers']}")
 PY
 
 step "BM25 index and the retrieval daemon (Search-R1 API)"
-"$BIN/build_index" --corpus "$RUN_DIR/world/corpus.jsonl" --out "$RUN_DIR/index"
+"$BIN/build_index" --corpus "$RUN_DIR/world/corpus.jsonl" --out "$RUN_DIR/index" --log-level warn
 rm -f "$RUN_DIR/daemon.port"
 "$BIN/retrieval_server" --index "$RUN_DIR/index" --port 0 --port-file "$RUN_DIR/daemon.port" \
   --log-file "$RUN_DIR/daemon.log" --log-level warn &
 DAEMON=$!
-trap 'kill "$DAEMON" 2>/dev/null; wait "$DAEMON" 2>/dev/null' EXIT INT TERM
+cleanup() { kill "$DAEMON" 2>/dev/null || true; wait "$DAEMON" 2>/dev/null || true; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 for _ in $(seq 100); do [[ -s "$RUN_DIR/daemon.port" ]] && break; sleep 0.1; done
-PORT=$(cat "$RUN_DIR/daemon.port")
-QUESTION=$(python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['entities'][0])" "$RUN_DIR/world/test.jsonl")
-echo "  daemon on 127.0.0.1:$PORT; POST /retrieve {\"queries\": [\"$QUESTION\"], \"topk\": 2}:"
-curl -s "http://127.0.0.1:$PORT/retrieve" -d "{\"queries\": [\"$QUESTION\"], \"topk\": 2, \"return_scores\": true}" |
-  python3 -c "import json,sys; r=json.load(sys.stdin)['result'][0]; [print(f\"    {d['score']:.2f}  {d['document']['contents'][:100]!r}\") for d in r]"
+[[ -s "$RUN_DIR/daemon.port" ]] || { echo "the retrieval daemon did not start; see $RUN_DIR/daemon.log" >&2; exit 1; }
+URL="http://127.0.0.1:$(cat "$RUN_DIR/daemon.port")/retrieve"
+echo "  daemon at $URL (log: $RUN_DIR/daemon.log)"
 
-step "a tokenizer trained on the world, and the tiny Qwen2-shaped policy (random weights)"
-"$BIN/train_tokenizer" --input "$RUN_DIR/world/corpus.jsonl" --input "$RUN_DIR/world/train.jsonl" \
-  --vocab-size 4096 --out "$RUN_DIR/tiny/tokenizer.json"
-"$BIN/make_tiny_model" --tokenizer "$RUN_DIR/tiny" --out "$RUN_DIR/tiny" --seed 1
-"$BIN/generate" --model "$RUN_DIR/tiny" --prompt "Question: Who founded Befo Studios?" \
-  --max-new-tokens 16 --temperature 0 --threads 1 | cut -c1-240
+# The warm start is the slowest stage before RL; a finished one (DONE written last, same config)
+# is reused. STRATA_DEMO_FRESH=1 redoes it.
+WARM="$RUN_DIR/warm"
+SFT_ARGS=(--config "$ROOT/configs/demo_sft.json" --set "model=$RUN_DIR/tiny" --set "out_dir=$WARM"
+          --set "train_data=$RUN_DIR/world/train.jsonl" --set "retriever=$URL" "${SFT_SETS[@]}")
+want=$("$BIN/sft_train" "${SFT_ARGS[@]}" --set "retriever=-" --print-config)
+have=$([[ -f "$WARM/DONE" && -f "$WARM/config.json" ]] && "$PY" -c "import json,sys; c=json.load(open(sys.argv[1])); c['retriever']='-'; print(json.dumps(c, indent=2))" "$WARM/config.json" || true)
+if [[ -n "$have" && "$("$PY" -c "import json,sys; print(json.loads(sys.argv[1]) == json.loads(sys.argv[2]))" "$want" "$have")" == True ]]; then
+  step "warm start: reusing $WARM (STRATA_DEMO_FRESH=1 redoes it)"
+else
+  step "a tokenizer trained on the world, and the tiny Qwen2-shaped policy (random weights)"
+  "$BIN/train_tokenizer" --input "$RUN_DIR/world/corpus.jsonl" --input "$RUN_DIR/world/train.jsonl" \
+    --vocab-size "$VOCAB" --out "$RUN_DIR/tiny/tokenizer.json" --log-level warn
+  "$BIN/make_tiny_model" --tokenizer "$RUN_DIR/tiny" --out "$RUN_DIR/tiny" --seed 1 "${MODEL_ARGS[@]}" --log-level warn
+  step "warm start: demonstrations through the daemon (imperfect on purpose), then SFT (configs/demo_sft.json)"
+  "$BIN/sft_train" "${SFT_ARGS[@]}"
+fi
 
-step "two steps of Stratified GRPO with the untrained policy (configs/demo.json)"
-(cd "$ROOT" && "$BIN/grpo_train" --config configs/demo.json --set "retriever=http://127.0.0.1:$PORT/retrieve" \
-  --set "model=$RUN_DIR/tiny" --set "train_data=$RUN_DIR/world/train.jsonl" --set "out_dir=$RUN_DIR/grpo")
-echo "  logs: $RUN_DIR/grpo/metrics.jsonl, TensorBoard: $RUN_DIR/grpo/tb, rollouts: $RUN_DIR/grpo/rollouts"
-echo "  (an untrained policy never searches or answers, so its reward is 0 and nothing is learnt)"
+step "evaluate the warm start on the world's test split (greedy)"
+"$BIN/evaluate" --model "$WARM/model" --data "$RUN_DIR/world/test.jsonl" --retriever "$URL" \
+  --config "$CONFIG" --out "$RUN_DIR/eval_before" "${EVAL_ARGS[@]}" > /dev/null
 
-step "LibTorch runtime (BLAS, threads, CUDA, GEMM speed)"
-"$BIN/torch_info" --n 512 --reps 3
+step "Stratified GRPO from the warm start ($(basename "$CONFIG"))"
+rm -rf "$RUN_DIR/grpo"
+"$BIN/grpo_train" --config "$CONFIG" --set "retriever=$URL" --set "model=$WARM/model" \
+  --set "train_data=$RUN_DIR/world/train.jsonl" --set "out_dir=$RUN_DIR/grpo" "${RL_SETS[@]}"
 
-step "not there yet"
-cat <<'TXT'
-  strata cannot yet show an agent learning. The warm start (demonstrations + SFT) exists as a
-  library but not as a program, so the policy above is untrained. Still missing:
-    - grpo_train: periodic checkpoints and exact --resume, LR schedules, bf16 on CUDA
-    - sft_train, evaluate, and the full demo (warm start, train, evaluate before/after)
-    - the SAN-vs-GRPO experiment
+step "evaluate the trained policy on the same questions (greedy)"
+"$BIN/evaluate" --model "$RUN_DIR/grpo/final" --data "$RUN_DIR/world/test.jsonl" --retriever "$URL" \
+  --config "$CONFIG" --out "$RUN_DIR/eval_after" "${EVAL_ARGS[@]}" > /dev/null
+
+step "plots"
+"$PY" "$ROOT/scripts/report.py" curves --out "$RUN_DIR/reward.png" "$(basename "$CONFIG" .json)=$RUN_DIR/grpo" || true
+"$PY" "$ROOT/scripts/report.py" strata --out "$RUN_DIR/strata.png" "$RUN_DIR/grpo" || true
+
+step "done in $(elapsed): test EM and searches per question by hop count, warm start vs after RL"
+"$PY" "$ROOT/scripts/report.py" table "$RUN_DIR/eval_before/summary.json" "$RUN_DIR/eval_after/summary.json" |
+  tee "$RUN_DIR/before_after.txt"
+cat <<TXT
+
+  warm start        $WARM/model (demonstrations: $WARM/demonstrations.jsonl, loss: $WARM/sft_log.jsonl)
+  training logs     $RUN_DIR/grpo/metrics.jsonl, TensorBoard: tensorboard --logdir $RUN_DIR/grpo/tb
+  rollouts          $RUN_DIR/grpo/rollouts (build/bin/inspect_rollouts FILE)
+  checkpoints       $RUN_DIR/grpo/checkpoints (resume: grpo_train ... --resume), final: $RUN_DIR/grpo/final
+  evaluations       $RUN_DIR/eval_before, $RUN_DIR/eval_after (predictions.jsonl, summary.md)
+  plots             $RUN_DIR/reward.png, $RUN_DIR/strata.png
 TXT
