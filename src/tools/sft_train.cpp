@@ -23,6 +23,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "data/corpus.h"
 #include "data/qa.h"
 #include "retrieval/client.h"
 #include "rl/warm_start.h"
@@ -35,6 +36,8 @@ struct SftTrainConfig {
   std::string source = "world";      // world (demonstrator) or jsonl (user trajectories)
   std::string train_data;            // QA file with the world's `entities` (source = world)
   std::string trajectories;          // JSONL trajectories (source = jsonl)
+  std::string corpus;                // passages (source = corpus: language modelling on them)
+  int chunk_tokens = 128;            // source = corpus: passages are cut into pieces this long
   std::string retriever = "http://127.0.0.1:8000/retrieve";
   int max_examples = 0;              // use at most this many questions or trajectories (0 = all)
   int first_turn_examples = 0;       // extra short examples: questions cut after their first turn
@@ -52,6 +55,8 @@ struct SftTrainConfig {
     v("source", source, "world (demonstrations through the daemon) or jsonl (user trajectories)");
     v("train_data", train_data, "questions for the demonstrator (source = world)");
     v("trajectories", trajectories, "JSONL trajectories (source = jsonl)");
+    v("corpus", corpus, "corpus.jsonl for source = corpus (next-token loss on every passage token)");
+    v("chunk_tokens", chunk_tokens, "source = corpus: tokens per training piece");
     v("retriever", retriever, "retrieval endpoint (source = world)");
     v("max_examples", max_examples, "use at most this many questions/trajectories (0 = all)");
     v("first_turn_examples", first_turn_examples,
@@ -66,8 +71,10 @@ struct SftTrainConfig {
   }
   void validate() const {
     STRATA_CHECK(!model.empty(), "model: a model directory is required");
-    STRATA_CHECK(source == "world" || source == "jsonl",
-                 "source: expected world or jsonl, got '" << source << "'");
+    STRATA_CHECK(source == "world" || source == "jsonl" || source == "corpus",
+                 "source: expected world, jsonl or corpus, got '" << source << "'");
+    if (source == "corpus") STRATA_CHECK(!corpus.empty(), "corpus: required when source = corpus");
+    STRATA_CHECK(chunk_tokens >= 8, "chunk_tokens: expected >= 8, got " << chunk_tokens);
     if (source == "world") STRATA_CHECK(!train_data.empty(), "train_data: required when source = world");
     if (source == "jsonl") STRATA_CHECK(!trajectories.empty(), "trajectories: required when source = jsonl");
     STRATA_CHECK(save_every >= 0, "save_every: expected >= 0, got " << save_every);
@@ -163,6 +170,22 @@ int main(int argc, char** argv) {
       for (const auto& [s, cc] : by_searches)
         STRATA_LOG_INFO("demonstrations with {} searches: {} ({} with the gold answer)", s,
                         cc.first, cc.second);
+    } else if (cfg.source == "corpus") {
+      // Pretraining-style language modelling on the passages: every token is a target. Passages
+      // repeat their names, which is practice at copying from context.
+      data::CorpusReader reader(cfg.corpus);
+      data::Passage p;
+      while (reader.next(p)) {
+        const auto ids = tok.encode(p.contents(), false);
+        for (size_t i = 0; i + 1 < ids.size(); i += cfg.chunk_tokens) {
+          rl::SftExample ex;
+          ex.ids.assign(ids.begin() + i, ids.begin() + std::min(ids.size(), i + cfg.chunk_tokens));
+          ex.trained.assign(ex.ids.size(), 1);
+          ex.trained[0] = 0;
+          if (ex.ids.size() >= 2) examples.push_back(std::move(ex));
+        }
+        if (cfg.max_examples > 0 && examples.size() >= static_cast<size_t>(cfg.max_examples)) break;
+      }
     } else {
       examples = rl::read_sft_jsonl(cfg.trajectories, tok, cfg.demonstrator.chat, cfg.env);
       if (cfg.max_examples > 0 && examples.size() > static_cast<size_t>(cfg.max_examples))
