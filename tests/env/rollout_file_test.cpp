@@ -59,6 +59,24 @@ TEST(RolloutFile, RoundTripKeepsEveryField) {
   EXPECT_FALSE(r.next(t));
 }
 
+// A small policy can emit a query whose bytes are not valid UTF-8 (byte-level tokens cut a
+// character); the record keeps those bytes exactly.
+TEST(RolloutFile, QueryWithInvalidUtf8RoundTrips) {
+  testing::TempDir dir;
+  auto a = episode_record(1, "Maiga Blodu", 0);
+  const std::string bad = std::string("Befo \xe2\x82") + " Studios";
+  a.mutable_turns(0)->set_query(bad);
+  {
+    RolloutWriter w(dir.file("q.pb"));
+    w.write(a);
+    w.flush();
+  }
+  RolloutReader r(dir.file("q.pb"));
+  pb::Trajectory t;
+  ASSERT_TRUE(r.next(t));
+  EXPECT_EQ(t.turns(0).query(), bad);
+}
+
 TEST(RolloutFile, TruncatedFileIsAnErrorWithTheRecordIndex) {
   testing::TempDir dir;
   {
