@@ -111,6 +111,14 @@ step "plots"
 step "done in $(elapsed): test EM and searches per question by hop count, warm start vs after RL"
 "$PY" "$ROOT/scripts/report.py" table "$RUN_DIR/eval_before/summary.json" "$RUN_DIR/eval_after/summary.json" |
   tee "$RUN_DIR/before_after.txt"
+"$PY" - "$RUN_DIR/eval_before/summary.json" "$RUN_DIR/eval_after/summary.json" <<'PY'
+import json, sys
+b, a = (json.load(open(p))["overall"]["em"] for p in sys.argv[1:3])
+if a - b < 1.0:
+    print(f"\n  Test EM went from {b:.1f} to {a:.1f}: the tiny policy did not learn here. It follows the protocol"
+          "\n  but cannot yet copy names into its queries and answers, so rewards are almost always 0"
+          "\n  (README.md, 'What does not work yet'; docs/results/san_vs_grpo.md).")
+PY
 cat <<TXT
 
   warm start        $WARM/model (demonstrations: $WARM/demonstrations.jsonl, loss: $WARM/sft_log.jsonl)
