@@ -14,11 +14,9 @@
 #include <mutex>
 
 #include "data/qa.h"
-#include "retrieval/bm25_builder.h"
-#include "retrieval/bm25_index.h"
-#include "retrieval/server.h"
 #include "tests/eval/eval_test_util.h"
 #include "tests/eval/fake_chat_server.h"
+#include "tests/loopback_daemon.h"
 #include "tests/retrieval/server_test_util.h"
 #include "tests/test_util.h"
 
@@ -52,17 +50,8 @@ class EndpointEval : public ::testing::Test {
     }
     ASSERT_EQ(script_.size(), 3u * kPerFile) << "questions must be distinct for the script";
 
-    retrieval::BuildOptions bo;
-    bo.threads = 1;
-    bo.progress = false;
-    retrieval::build_index(real_ + "/wiki18_sample_1000.jsonl", dir_.file("index"), bo);
-    index_ = std::make_unique<retrieval::Bm25Index>(dir_.file("index"));
-    retrieval::ServerOptions so;
-    so.port = 0;
-    so.io_threads = 1;
-    so.search_threads = 1;
-    daemon_ = std::make_unique<retrieval::RetrievalServer>(*index_, so);
-    daemon_->start();
+    daemon_ = std::make_unique<strata::testing::LoopbackDaemon>(real_ + "/wiki18_sample_1000.jsonl",
+                                                                dir_.file("index"));
     chat_ = std::make_unique<FakeChatServer>(
         [this](const FakeChatServer::Request& r) { return play(r); });
   }
@@ -136,8 +125,7 @@ class EndpointEval : public ::testing::Test {
   TempDir dir_;
   std::string real_, exe_;
   std::map<std::string, Scripted> script_;
-  std::unique_ptr<retrieval::Bm25Index> index_;
-  std::unique_ptr<retrieval::RetrievalServer> daemon_;
+  std::unique_ptr<strata::testing::LoopbackDaemon> daemon_;
   std::unique_ptr<FakeChatServer> chat_;
   std::mutex mu_;
   std::vector<std::string> problems_;

@@ -13,24 +13,6 @@
 
 namespace strata::testing {
 
-struct RunResult {
-  int rc = -1;         // exit code
-  std::string output;  // stdout and stderr together
-};
-
-// Runs a shell command line, capturing stdout and stderr.
-inline RunResult run_command(const std::string& cmd) {
-  RunResult r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
 // The evaluate binary, quoted, or "" when this build has none (built without LibTorch).
 inline std::string evaluate_bin() {
   const std::string b = ::strata::testing::bin("evaluate");

@@ -6,10 +6,8 @@
 #include <memory>
 
 #include "env/world.h"
-#include "retrieval/bm25_builder.h"
-#include "retrieval/bm25_index.h"
-#include "retrieval/server.h"
 #include "tests/eval/eval_test_util.h"
+#include "tests/loopback_daemon.h"
 #include "tests/test_util.h"
 
 namespace strata::eval {
@@ -28,17 +26,7 @@ TEST(LocalModelEval, WritesPredictionsAndSummaryWithHopsAndTypes) {
   w.dev = 10;
   w.test = 10;
   env::write_world(w, dir.file("world"));
-  retrieval::BuildOptions bo;
-  bo.threads = 1;
-  bo.progress = false;
-  retrieval::build_index(dir.file("world/corpus.jsonl"), dir.file("index"), bo);
-  retrieval::Bm25Index index(dir.file("index"));
-  retrieval::ServerOptions so;
-  so.port = 0;
-  so.io_threads = 1;
-  so.search_threads = 1;
-  retrieval::RetrievalServer daemon(index, so);
-  daemon.start();
+  LoopbackDaemon daemon(dir.file("world/corpus.jsonl"), dir.file("index"));
 
   auto r = run_command(bin("train_tokenizer") + " --input " + dir.file("world/corpus.jsonl") +
                        " --vocab-size 400 --out " + dir.file("tiny/tokenizer.json") +
@@ -50,8 +38,8 @@ TEST(LocalModelEval, WritesPredictionsAndSummaryWithHopsAndTypes) {
 
   r = run_command(
       exe + " --model " + dir.file("tiny") + " --data " + dir.file("world/test.jsonl") +
-      " --data " + dir.file("world/dev.jsonl") + " --limit 5 --retriever http://127.0.0.1:" +
-      std::to_string(daemon.port()) + "/retrieve --out " + dir.file("out") +
+      " --data " + dir.file("world/dev.jsonl") + " --limit 5 --retriever " +
+      daemon.url() + " --out " + dir.file("out") +
       " --threads 1 --max-turns 2 --max-turn-tokens 24 --max-obs-tokens 60 --max-batch 4"
       " --set env.max_response_tokens=200 --set max_seq_len=768");
   daemon.stop();

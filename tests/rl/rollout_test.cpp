@@ -13,10 +13,8 @@
 #include "core/error.h"
 #include "data/qa.h"
 #include "env/world.h"
-#include "retrieval/bm25_builder.h"
-#include "retrieval/bm25_index.h"
-#include "retrieval/server.h"
 #include "rl/warm_start.h"
+#include "tests/loopback_daemon.h"
 #include "tests/test_util.h"
 
 namespace strata::rl {
@@ -34,11 +32,7 @@ class Rollouts : public ::testing::Test {
     w.dev = 10;
     w.test = 10;
     env::write_world(w, dir_.file("world"));
-    retrieval::BuildOptions bo;
-    bo.threads = 1;
-    retrieval::build_index(dir_.file("world/corpus.jsonl"), dir_.file("index"), bo);
-    index_ = std::make_unique<retrieval::Bm25Index>(dir_.file("index"));
-    start_server(0);
+    daemon_ = std::make_unique<testing::LoopbackDaemon>(dir_.file("world/corpus.jsonl"), dir_.file("index"));
 
     agent::BpeTrainerOptions to;
     to.vocab_size = 700;
@@ -82,23 +76,13 @@ class Rollouts : public ::testing::Test {
   }
   void TearDown() override {
     client_.reset();
-    if (server_) server_->stop();
+    daemon_.reset();
   }
 
-  void start_server(int port, int delay_ms = 0) {
-    retrieval::ServerOptions so;
-    so.port = port;
-    so.io_threads = 1;
-    so.search_threads = 1;
-    so.delay_ms = delay_ms;
-    server_ = std::make_unique<retrieval::RetrievalServer>(*index_, so);
-    server_->start();
-    port_ = server_->port();
-  }
   retrieval::RetrievalClient* client(int attempts = 4) {
     if (!client_ || client_->options().max_attempts != attempts) {
       retrieval::ClientOptions co;
-      co.url = "http://127.0.0.1:" + std::to_string(port_) + "/retrieve";
+      co.url = daemon_->url();
       co.max_attempts = attempts;
       co.backoff_initial_ms = 20;
       co.backoff_max_ms = 100;
@@ -122,14 +106,12 @@ class Rollouts : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  std::unique_ptr<retrieval::Bm25Index> index_;
-  std::unique_ptr<retrieval::RetrievalServer> server_;
+  std::unique_ptr<testing::LoopbackDaemon> daemon_;
   std::unique_ptr<retrieval::RetrievalClient> client_;
   std::unique_ptr<agent::Tokenizer> tok_;
   std::unique_ptr<agent::Model> model_;
   std::vector<data::QaRecord> questions_;
   env::SearchEnvOptions env_;
-  int port_ = 0;
 };
 
 TEST_F(Rollouts, EveryTrajectoryEndsWithAReasonAndItsTensorsLineUp) {
@@ -203,7 +185,7 @@ TEST_F(Rollouts, SyncBaselineMatchesAsyncUnderGreedy) {
 }
 
 TEST_F(Rollouts, DaemonDownGivesFailedTrajectoriesThenRecovers) {
-  server_->stop();
+  daemon_->stop();
   const auto down = run_rollouts(*model_, *tok_, *client(2), prompts(4), options(0.0, 2));
   int failed = 0;
   for (const auto& t : down.trajectories) {
@@ -218,7 +200,7 @@ TEST_F(Rollouts, DaemonDownGivesFailedTrajectoriesThenRecovers) {
   EXPECT_GT(failed, 0);
   EXPECT_EQ(down.metrics.failed, failed);
   // The daemon comes back on the same port: the next phase succeeds.
-  start_server(port_);
+  daemon_->start(daemon_->port());
   const auto up = run_rollouts(*model_, *tok_, *client(2), prompts(4), options(0.0, 2));
   EXPECT_EQ(up.metrics.failed, 0);
   int searched = 0;

@@ -26,9 +26,7 @@
 #include "core/error.h"
 #include "env/rollout_file.h"
 #include "env/world.h"
-#include "retrieval/bm25_builder.h"
-#include "retrieval/bm25_index.h"
-#include "retrieval/server.h"
+#include "tests/loopback_daemon.h"
 #include "tests/test_util.h"
 
 namespace strata::rl {
@@ -37,8 +35,7 @@ namespace {
 // A small world, its index served on loopback, a world tokenizer and a tiny random policy.
 struct TrainWorld {
   testing::TempDir dir;
-  std::unique_ptr<retrieval::Bm25Index> index;
-  std::unique_ptr<retrieval::RetrievalServer> server;
+  std::unique_ptr<testing::LoopbackDaemon> daemon;
   TrainWorld() {
     setenv("STRATA_NO_PROGRESS", "1", 1);
     env::WorldOptions w;
@@ -48,16 +45,7 @@ struct TrainWorld {
     w.dev = 10;
     w.test = 10;
     env::write_world(w, dir.file("world"));
-    retrieval::BuildOptions bo;
-    bo.threads = 1;
-    retrieval::build_index(dir.file("world/corpus.jsonl"), dir.file("index"), bo);
-    index = std::make_unique<retrieval::Bm25Index>(dir.file("index"));
-    retrieval::ServerOptions so;
-    so.port = 0;
-    so.io_threads = 1;
-    so.search_threads = 1;
-    server = std::make_unique<retrieval::RetrievalServer>(*index, so);
-    server->start();
+    daemon = std::make_unique<testing::LoopbackDaemon>(dir.file("world/corpus.jsonl"), dir.file("index"));
     agent::BpeTrainerOptions to;
     to.vocab_size = 600;
     to.show_progress = false;
@@ -73,12 +61,11 @@ struct TrainWorld {
     cfg.eos_token_ids = {*tok.eos_id()};
     agent::save_model(agent::init_random_model(cfg, 1), dir.file("tiny"), dir.file("tiny"));
   }
-  ~TrainWorld() { server->stop(); }
   TrainerConfig config(const std::string& out, int steps) const {
     TrainerConfig tc;
     tc.model = dir.file("tiny");
     tc.train_data = dir.file("world/train.jsonl");
-    tc.retriever = "http://127.0.0.1:" + std::to_string(server->port()) + "/retrieve";
+    tc.retriever = daemon->url();
     tc.out_dir = dir.file(out);
     tc.steps = steps;
     tc.prompts_per_step = 3;
@@ -279,7 +266,27 @@ TEST(Trainer, ResumeRefusesChangedStepsUnderCosine) {
 
 // ---- every config file in configs/ --------------------------------------------------------
 
-std::string run_capture(const std::string& cmd, int& rc);
+
+// sft_train refuses a bad config before any work, naming the key.
+TEST(SftTrainProgram, BadConfigIsNamedBeforeAnyWork) {
+  if (!std::filesystem::exists(testing::bin("sft_train"))) GTEST_SKIP() << "sft_train is not built";
+  const std::string base =
+      testing::bin("sft_train") + " --config " + std::string(STRATA_SOURCE_DIR) + "/configs/demo_sft.json";
+  auto r = testing::run_command(base + " --set source=books");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.output.find("source: expected world, jsonl or corpus, got 'books'"), std::string::npos) << r.output;
+  r = testing::run_command(base + " --set source=jsonl");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.output.find("trajectories: required when source = jsonl"), std::string::npos) << r.output;
+  r = testing::run_command(base + " --set source=corpus");
+  EXPECT_NE(r.output.find("corpus: required when source = corpus"), std::string::npos) << r.output;
+  r = testing::run_command(base + " --set sft.epochs=0");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.output.find("demo_sft.json:20: sft: sft.epochs: expected >= 1, got 0"), std::string::npos) << r.output;
+  r = testing::run_command(base + " --set model=/nonexistent/strata");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.output.find("model: /nonexistent/strata/config.json not found"), std::string::npos) << r.output;
+}
 
 // configs/ holds the configs of several programs; the file name says which (configs/README.md):
 // *sft* -> sft_train, *eval* -> evaluate, the rest -> grpo_train. grpo_train's are loaded here;
@@ -298,9 +305,8 @@ TEST(TrainerConfigs, EveryFileInConfigsLoadsAndValidates) {
         std::printf("  %s: %s is not built; not checked here\n", name.c_str(), program.c_str());
         continue;
       }
-      int rc = 0;
-      const auto out = run_capture(testing::bin(program) + " --config " + e.path().string() + " --print-config 2>&1", rc);
-      EXPECT_EQ(rc, 0) << out;
+      const auto r = testing::run_command(testing::bin(program) + " --config " + e.path().string() + " --print-config");
+      EXPECT_EQ(r.rc, 0) << r.output;
       continue;
     }
     ++n;
@@ -491,25 +497,8 @@ std::string python() {
   return env != nullptr ? env : "python3";
 }
 
-std::string run_capture(const std::string& cmd, int& rc) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) {
-    rc = -1;
-    return out;
-  }
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int st = pclose(p);
-  rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
-
 TEST(Trainer, TensorBoardEventsLoadInEventAccumulator) {
-  int rc = 0;
-  run_capture(python() + " -c 'import tensorboard' 2>/dev/null", rc);
-  if (rc != 0)
+  if (testing::run_command(python() + " -c 'import tensorboard'").rc != 0)
     GTEST_SKIP() << "Python package tensorboard is missing (" << python()
                  << "); scripts/setup.sh installs it, or: python3 -m pip install tensorboard==2.21.0";
   TrainWorld s;
@@ -521,8 +510,9 @@ ea = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
 ea.Reload()
 print(json.dumps({t: [[e.step, e.value] for e in ea.Scalars(t)] for t in ea.Tags()["scalars"]}))
 )");
-  const std::string out = run_capture(python() + " " + script + " " + s.dir.file("tb/tb") + " 2>&1", rc);
-  ASSERT_EQ(rc, 0) << out;
+  const auto r = testing::run_command(python() + " " + script + " " + s.dir.file("tb/tb"));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  const std::string& out = r.output;
   const auto tags = nlohmann::json::parse(out.substr(out.find('{')));
   std::ifstream in(s.dir.file("tb/metrics.jsonl"));
   std::string line;
