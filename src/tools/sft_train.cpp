@@ -111,7 +111,6 @@ int main(int argc, char** argv) {
       std::printf("%s\n", config::to_json(cfg).dump(2).c_str());
       return 0;
     }
-    cfg.validate();
     if (cfg.threads > 0) at::set_num_threads(cfg.threads);
     STRATA_CHECK(fs::exists(cfg.model + "/config.json"),
                  "model: " << cfg.model << "/config.json not found");
@@ -125,9 +124,9 @@ int main(int argc, char** argv) {
 
     std::vector<rl::SftExample> examples;
     if (cfg.source == "world") {
-      auto questions = data::read_qa_file(cfg.train_data);
-      if (cfg.max_examples > 0 && questions.size() > static_cast<size_t>(cfg.max_examples))
-        questions.resize(cfg.max_examples);
+      const auto all = data::read_qa_file(cfg.train_data);
+      const size_t n = cfg.max_examples > 0 ? std::min(all.size(), static_cast<size_t>(cfg.max_examples)) : all.size();
+      const std::vector<data::QaRecord> questions(all.begin(), all.begin() + n);
       retrieval::ClientOptions co;
       co.url = cfg.retriever;
       retrieval::RetrievalClient client(co);
@@ -150,8 +149,7 @@ int main(int argc, char** argv) {
       // First turns of further questions: the prompt and the agent's first turn (up to the end of
       // its first trained run), without the retrieval that follows.
       if (cfg.first_turn_examples > 0) {
-        auto all = data::read_qa_file(cfg.train_data);
-        std::vector<data::QaRecord> extra(all.begin() + std::min(all.size(), questions.size()), all.end());
+        std::vector<data::QaRecord> extra(all.begin() + n, all.end());
         if (extra.size() > static_cast<size_t>(cfg.first_turn_examples)) extra.resize(cfg.first_turn_examples);
         if (!extra.empty()) {
           const auto more = rl::make_demonstrations(extra, tok, client, cfg.env, cfg.demonstrator);
