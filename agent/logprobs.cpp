@@ -21,8 +21,11 @@ TokenLogprobs token_logprobs(const Model& model, const Tensor& input_ids, const 
   // The lm_head (the largest matrix product for a small model with a big vocabulary) runs only
   // at the scored positions: for RL and SFT batches that is the agent's own tokens, a fraction of
   // the sequence (prompt, retrieved text and padding are skipped).
-  Tensor rows;  // [n] indices of scored positions (undefined = all)
-  if (tmask.defined()) rows = tmask.to(hidden.device()).reshape({B * T}).nonzero().squeeze(1);
+  Tensor rows;  // [n] indices of scored positions, when fewer than all
+  if (tmask.defined()) {
+    rows = tmask.to(hidden.device()).reshape({B * T}).nonzero().squeeze(1);
+    if (rows.size(0) == B * T) rows = Tensor();  // every position scored: no gather/scatter
+  }
   Tensor h = rows.defined() ? hidden.index_select(0, rows) : hidden;
   Tensor t = rows.defined() ? tgt.index_select(0, rows) : tgt;
   const int64_t N = h.size(0);
@@ -38,12 +41,12 @@ TokenLogprobs token_logprobs(const Model& model, const Tensor& input_ids, const 
   }
   auto place = [&](std::vector<Tensor>& parts) {
     Tensor v = parts.empty() ? torch::zeros({0}, hidden.options().dtype(torch::kFloat32)) : torch::cat(parts);
-    if (!rows.defined()) return v.view({B, T});
+    if (!tmask.defined()) return v.view({B, T});
     Tensor m = tmask.to(v.device()).to(torch::kFloat32).reshape({B * T});
+    if (!rows.defined()) return (v * m).view({B, T});
     // Scattered back (differentiably) into a zero-filled [B, T]; a scored position keeps its mask
     // weight, as when every position was scored and then multiplied by the mask.
-    Tensor full = torch::zeros({B * T}, v.options()).index_put({rows}, v * m.index_select(0, rows));
-    return full.view({B, T});
+    return torch::zeros({B * T}, v.options()).index_put({rows}, v * m.index_select(0, rows)).view({B, T});
   };
   TokenLogprobs out;
   out.logprobs = place(lp_parts);
