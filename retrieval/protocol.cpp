@@ -1,5 +1,6 @@
 #include "retrieval/protocol.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
@@ -17,8 +18,43 @@ std::string type_name(const json& j) {
   return j.type_name();  // "null", "boolean", "string", "array", "object"
 }
 
+// How deep arrays and objects nest in `body` (outside strings), without parsing it; stops
+// counting once past `limit`. Bodies nested deeper are refused before they reach the parser, whose
+// error paths (and nlohmann's dump) recurse once per level.
+int nesting_depth(std::string_view body, int limit) {
+  int depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if (c == ']' || c == '}') --depth;
+  }
+  return deepest;
+}
+
 std::string dump_safe(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// A value for an error message: compact JSON, cut to 120 bytes so that a huge bad value is not
+// echoed back whole.
+std::string brief(const json& j) {
+  std::string s = dump_safe(j);
+  constexpr size_t kMax = 120;
+  if (s.size() > kMax) {
+    size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // whole UTF-8 chars
+    s = s.substr(0, cut) + "... (" + std::to_string(s.size()) + " bytes)";
+  }
+  return s;
 }
 
 bool fail(RequestError& err, const char* kind, std::string message) {
@@ -82,6 +118,9 @@ bool parse_retrieve_request(std::string_view body, const RequestLimits& limits,
   if (!valid_utf8(body, &bad))
     return fail(err, "invalid_utf8",
                 "request body is not valid UTF-8 (bad byte at offset " + std::to_string(bad) + ")");
+  constexpr int kMaxDepth = 32;  // a request needs 2 (the object and its list of queries)
+  if (nesting_depth(body, kMaxDepth) > kMaxDepth)
+    return fail(err, "bad_json", "JSON nested more than " + std::to_string(kMaxDepth) + " levels deep");
   json j;
   try {
     j = json::parse(body.begin(), body.end());
@@ -125,7 +164,7 @@ bool parse_retrieve_request(std::string_view body, const RequestLimits& limits,
   if (auto t = j.find("topk"); t != j.end() && !t->is_null()) {
     if (!t->is_number_integer())
       return fail(err, "bad_field", "\"topk\" must be an integer, got " + type_name(*t) + " " +
-                                        dump_safe(*t));
+                                        brief(*t));
     int64_t k = 0;
     if (t->is_number_unsigned()) {
       const uint64_t u = t->get<uint64_t>();
@@ -138,7 +177,7 @@ bool parse_retrieve_request(std::string_view body, const RequestLimits& limits,
     if (k <= 0 || k > limits.max_topk)
       return fail(err, "bad_topk",
                   "\"topk\" must be between 1 and " + std::to_string(limits.max_topk) + ", got " +
-                      dump_safe(*t));
+                      brief(*t));
     out.topk = static_cast<int>(k);
   }
 
@@ -146,7 +185,7 @@ bool parse_retrieve_request(std::string_view body, const RequestLimits& limits,
   if (auto r = j.find("return_scores"); r != j.end() && !r->is_null()) {
     if (!r->is_boolean())
       return fail(err, "bad_field", "\"return_scores\" must be true or false, got " +
-                                        type_name(*r) + " " + dump_safe(*r));
+                                        type_name(*r) + " " + brief(*r));
     out.return_scores = r->get<bool>();
   }
   return true;

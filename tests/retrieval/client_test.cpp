@@ -82,6 +82,25 @@ TEST(RetrieveProtocol, RequestBodyRoundTrips) {
   EXPECT_EQ(back.topk, 7);
 }
 
+TEST(RetrieveProtocol, DeepNestingAndHugeBadValuesAreRefusedBriefly) {
+  RetrieveRequest out;
+  RequestError err;
+  const std::string deep = "{\"queries\":[\"a\"],\"return_scores\":" + std::string(100000, '[') +
+                           std::string(100000, ']') + "}";
+  EXPECT_FALSE(parse_retrieve_request(deep, RequestLimits{}, out, err));
+  EXPECT_NE(err.message.find("nested more than 32 levels"), std::string::npos) << err.message;
+  // Brackets inside strings do not count.
+  const std::string in_string = "{\"queries\":[\"" + std::string(100, '[') + "\\\"\"]}";
+  EXPECT_TRUE(parse_retrieve_request(in_string, RequestLimits{}, out, err)) << err.message;
+  EXPECT_EQ(out.queries.at(0), std::string(100, '[') + "\"");
+  // A 600 KB bad value is named, not echoed whole.
+  const std::string huge = "{\"queries\":[\"a\"],\"topk\":\"" + std::string(600000, 'x') + "\"}";
+  EXPECT_FALSE(parse_retrieve_request(huge, RequestLimits{}, out, err));
+  EXPECT_NE(err.message.find("\"topk\" must be an integer"), std::string::npos);
+  EXPECT_NE(err.message.find("(600002 bytes)"), std::string::npos) << err.message.substr(0, 300);
+  EXPECT_LT(err.message.size(), 400u);
+}
+
 TEST(RetrieveProtocol, Utf8Validation) {
   EXPECT_TRUE(valid_utf8("plain ascii"));
   EXPECT_TRUE(valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"));

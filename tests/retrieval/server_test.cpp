@@ -247,6 +247,11 @@ std::vector<BadCase> bad_cases() {
       {"overlong_utf8", http_post("/retrieve", "{\"queries\": [\"\xC0\xAF\"]}"), 400, "UTF-8", ""},
       {"lone_surrogate", http_post("/retrieve", R"({"queries": ["\ud800"]})"), 400,
        "malformed JSON", ""},
+      // ~200 KB nested 100,000 deep: once a stack overflow in the error path (SIGSEGV).
+      {"deep_nesting",
+       http_post("/retrieve", "{\"queries\":[\"a\"],\"topk\":" + std::string(100000, '[') +
+                                  std::string(100000, ']') + "}"),
+       400, "nested more than", ""},
       {"body_too_large",
        "POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n{\"queries\"", 413,
        "larger than", ""},
