@@ -37,7 +37,16 @@ TokenLogprobs token_logprobs(const Model& model, const Tensor& input_ids, const 
     if (options.temperature != 1.0) logits = logits / options.temperature;
     Tensor logp = torch::log_softmax(logits, -1);
     lp_parts.push_back(logp.gather(1, t.narrow(0, s, n).unsqueeze(1)).squeeze(1));
-    if (options.with_entropy) ent_parts.push_back(-(logp.exp() * logp).sum(-1));
+    if (options.with_entropy) {
+      if (options.entropy_grad) {
+        ent_parts.push_back(-(logp.exp() * logp).sum(-1));
+      } else {
+        // Measured, not trained: no autograd graph (and no saved [n, V] temporaries) for it.
+        torch::NoGradGuard ng;
+        const Tensor d = logp.detach();
+        ent_parts.push_back(-(d.exp() * d).sum(-1));
+      }
+    }
   }
   auto place = [&](std::vector<Tensor>& parts) {
     Tensor v = parts.empty() ? torch::zeros({0}, hidden.options().dtype(torch::kFloat32)) : torch::cat(parts);

@@ -10,6 +10,7 @@ namespace strata::agent {
 
 struct LogprobOptions {
   bool with_entropy = false;            // also return the entropy of each next-token distribution
+  bool entropy_grad = true;             // entropy differentiable (false: measured only, no graph kept)
   bool gradient_checkpointing = false;  // recompute decoder layers in backward (less memory)
   int64_t vocab_chunk_tokens = 1024;    // tokens per lm_head chunk; bounds the [n, V] temporaries
   double temperature = 1.0;             // logits are divided by this before the softmax

@@ -36,6 +36,12 @@ struct UpdateOptions {
   double temperature = 1.0;   // logits are divided by this, as when sampling
   bool skip_zero_advantage = true;      // no optimiser step for a batch whose advantages are all 0
   bool gradient_checkpointing = false;  // recompute decoder layers in backward (less memory)
+  // Where the old (proximal) log-probs come from. "auto": when the update is a single on-policy
+  // optimiser step (ppo_epochs 1 and every usable trajectory in one mini-batch), the policy has not
+  // moved between the rollout and the loss, so they are the update's own forward, detached (the
+  // ratio is exactly 1) and no separate forward pass runs; otherwise as "recompute": a separate
+  // no-grad forward of the policy before the first optimiser step.
+  std::string old_logprobs = "auto";
 
   void validate() const;
   template <class V>
@@ -49,14 +55,25 @@ struct UpdateOptions {
       "skip the optimiser step(s) when every advantage of the batch is 0 (no learning signal)");
     v("gradient_checkpointing", gradient_checkpointing,
       "recompute decoder layers in backward (less activation memory, ~30% more compute)");
+    v("old_logprobs", old_logprobs,
+      "auto (from the update's own forward when the update is one on-policy step: ppo_epochs 1, one "
+      "mini-batch) or recompute (always a separate forward)");
   }
 };
 
 struct UpdateStats {
-  std::map<std::string, double> scalars;  // loss/pg, loss/kl, entropy, clip_frac, grad_norm, ...
+  // loss/pg, loss/kl, entropy, clip_frac, grad_norm, ...: present only when computed (a batch
+  // skipped for zero advantage has none of them). entropy is measured over the trained tokens
+  // whatever loss.entropy_coef. time/old_logp_s and time/ref_logp_s: the separate no-grad
+  // forwards (0 when not run); rollout/logp_mismatch: mean |behaviour - old| log-prob over the
+  // trained tokens (the sampler's log-probs against the policy's at rollout time).
+  std::map<std::string, double> scalars;
   int optimizer_steps = 0;
   int skipped_steps = 0;                  // non-finite loss or gradients: not applied
   bool skipped_zero_advantage = false;    // every advantage was 0: nothing was run
+  bool old_logprobs_reused = false;       // old log-probs taken from the update's own forward
+  int64_t old_logprob_rows = 0;           // trajectories scored by a separate old-log-prob forward
+  int64_t ref_logprob_rows = 0;           // trajectories scored by the reference policy
 };
 
 // |A| at or below this counts as no signal (a constant group gives ~1e-11 after rounding).
@@ -97,7 +114,8 @@ class AutocastBf16 {
 std::vector<double> batch_advantages(const std::vector<env::pb::Trajectory>& batch,
                                      const AdvantageOptions& opts);
 
-// Runs the PPO epochs on `policy` with `optim`. `reference` may be undefined when KL is off.
+// Runs the PPO epochs on `policy` with `optim`. `reference` may be null when KL is off; it is
+// not run when loss.kl_estimator is off or loss.kl_coef is 0, even when given.
 UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
                        torch::optim::Optimizer& optim,
                        const std::vector<env::pb::Trajectory>& batch,

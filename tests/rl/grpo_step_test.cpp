@@ -172,6 +172,8 @@ TEST(GrpoStep, ZeroAdvantageBatchLeavesParametersBitIdentical) {
   const auto after = policy.parameters();
   for (size_t i = 0; i < after.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i])) << "weight " << i;
   EXPECT_TRUE(optim.state().empty()) << "Adam's moments must not have been touched";
+  for (const char* k : {"loss/pg", "loss/kl", "entropy", "clip_frac", "grad_norm"})
+    EXPECT_EQ(st.scalars.count(k), 0u) << k << ": not computed, so absent rather than 0";
 
   // Without the guard the same batch moves every weight by about lr.
   uo.skip_zero_advantage = false;
@@ -186,6 +188,159 @@ TEST(GrpoStep, ZeroAdvantageBatchLeavesParametersBitIdentical) {
   // Failed trajectories do not count, and a NaN is not zero.
   adv3[2] = std::nan("");
   EXPECT_FALSE(all_advantages_zero(batch, adv3));
+}
+
+// ---- old log-probs, reference forward, entropy -----------------------------------------------
+
+// A batch of two groups with rewards that give every trajectory a non-zero advantage.
+std::vector<env::pb::Trajectory> four_trajectories() {
+  return {traj(0, {10, 11, 12, 13}, 1.0, 1), traj(0, {20, 21, 22}, 0.0, 0),
+          traj(1, {30, 31, 32, 33, 34}, 0.0, 1), traj(1, {40, 41, 42}, 1.0, 2)};
+}
+std::vector<double> grpo_advantages(const std::vector<env::pb::Trajectory>& batch) {
+  AdvantageOptions ao;
+  ao.estimator = "grpo";
+  return batch_advantages(batch, ao);
+}
+
+// ppo_epochs 1 and one mini-batch: the old log-probs taken from the update's own forward give the
+// same update as a separate forward (within float noise of differently padded micro-batches),
+// and that forward is not run. SGD, so that the weights move by exactly lr * gradient.
+TEST(GrpoStep, OnPolicyStepReusesItsOwnForwardAsOldLogprobs) {
+  at::set_num_threads(1);
+  const auto batch = four_trajectories();
+  const auto adv = grpo_advantages(batch);
+  const auto reference = agent::init_random_model(tiny_model().config(), 4);
+  LossOptions lo;
+  lo.kl_coef = 0.1;
+  lo.entropy_coef = 0.01;
+  UpdateOptions uo;
+  uo.ppo_epochs = 1;
+  uo.mini_batch = 4;
+  uo.micro_batch = 3;  // 3 + 1: the separate forward pads its micro-batches differently
+  auto run = [&](const std::string& mode, UpdateStats& st) {
+    auto policy = tiny_model();
+    policy.set_requires_grad(true);
+    torch::optim::SGD optim(policy.parameters(), torch::optim::SGDOptions(0.5));
+    auto o = uo;
+    o.old_logprobs = mode;
+    st = ppo_update(policy, &reference, optim, batch, adv, lo, o, 7);
+    return policy;
+  };
+  UpdateStats reused, recomputed;
+  const auto a = run("auto", reused);
+  const auto b = run("recompute", recomputed);
+  EXPECT_TRUE(reused.old_logprobs_reused);
+  EXPECT_EQ(reused.old_logprob_rows, 0) << "no separate old-log-prob forward";
+  EXPECT_EQ(reused.scalars.at("update/old_logp_reused"), 1.0);
+  EXPECT_FALSE(recomputed.old_logprobs_reused);
+  EXPECT_EQ(recomputed.old_logprob_rows, 4);
+  EXPECT_EQ(reused.ref_logprob_rows, 4) << "the reference still runs: KL is on";
+  EXPECT_EQ(reused.optimizer_steps, 1);
+  EXPECT_EQ(recomputed.optimizer_steps, 1);
+  const auto init = tiny_model().parameters();
+  const auto pa = a.parameters(), pb = b.parameters();
+  double moved = 0, diff = 0;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    moved = std::max(moved, (pa[i] - init[i]).abs().max().item<double>());
+    diff = std::max(diff, (pa[i] - pb[i]).abs().max().item<double>());
+  }
+  EXPECT_GT(moved, 1e-3) << "the update did something";
+  EXPECT_LT(diff, 1e-5 * moved + 1e-7) << "reused and recomputed old log-probs give the same update";
+  for (const char* k : {"loss/pg", "loss/kl", "entropy"})
+    EXPECT_NEAR(reused.scalars.at(k), recomputed.scalars.at(k), 1e-5) << k;
+  EXPECT_EQ(reused.scalars.at("clip_frac"), 0.0) << "the ratio is exactly 1";
+  // The sampler's log-probs (0 in these made-up trajectories) against the policy's.
+  EXPECT_GT(reused.scalars.at("rollout/logp_mismatch"), 0.1);
+  EXPECT_NEAR(reused.scalars.at("rollout/logp_mismatch"), recomputed.scalars.at("rollout/logp_mismatch"), 1e-5);
+
+  // Two epochs, or two mini-batches: the policy moves between the optimiser steps, so the old
+  // log-probs must come from a separate forward before the first one.
+  for (auto [epochs, mini] : {std::pair{2, 4}, std::pair{1, 2}}) {
+    auto policy = tiny_model();
+    policy.set_requires_grad(true);
+    torch::optim::SGD optim(policy.parameters(), torch::optim::SGDOptions(0.5));
+    auto o = uo;
+    o.ppo_epochs = epochs;
+    o.mini_batch = mini;
+    o.micro_batch = std::min(o.micro_batch, mini);
+    const auto st = ppo_update(policy, &reference, optim, batch, adv, lo, o, 7);
+    EXPECT_FALSE(st.old_logprobs_reused) << epochs << " epochs, mini-batch " << mini;
+    EXPECT_EQ(st.old_logprob_rows, 4);
+    EXPECT_EQ(st.optimizer_steps, 2);
+  }
+}
+
+// The reference policy is run only when the KL term is in the loss.
+TEST(GrpoStep, ReferenceForwardIsSkippedWhenKlIsOff) {
+  at::set_num_threads(1);
+  const auto batch = four_trajectories();
+  const auto adv = grpo_advantages(batch);
+  const auto reference = agent::init_random_model(tiny_model().config(), 4);
+  struct Case {
+    const char* estimator;
+    double coef;
+    bool runs;
+  };
+  for (const Case c : {Case{"k3", 0.0, false}, Case{"off", 0.1, false}, Case{"k3", 0.1, true}}) {
+    auto policy = tiny_model();
+    policy.set_requires_grad(true);
+    torch::optim::SGD optim(policy.parameters(), torch::optim::SGDOptions(0.1));
+    LossOptions lo;
+    lo.kl_estimator = c.estimator;
+    lo.kl_coef = c.coef;
+    UpdateOptions uo;
+    uo.mini_batch = 4;
+    uo.micro_batch = 2;
+    const auto st = ppo_update(policy, &reference, optim, batch, adv, lo, uo, 1);
+    const std::string what = std::string(c.estimator) + " coef " + std::to_string(c.coef);
+    EXPECT_EQ(st.optimizer_steps, 1) << what;
+    EXPECT_EQ(st.ref_logprob_rows, c.runs ? 4 : 0) << what;
+    EXPECT_EQ(st.scalars.count("loss/kl"), c.runs ? 1u : 0u) << what << ": KL is absent, not 0, when not computed";
+    if (!c.runs) EXPECT_EQ(st.scalars.at("time/ref_logp_s"), 0.0) << what;
+  }
+}
+
+// Entropy is measured over the trained tokens whatever loss.entropy_coef: with the bonus off it
+// equals the value with a tiny bonus, and the token-mean entropy of the policy computed directly.
+TEST(GrpoStep, EntropyIsMeasuredWithoutTheBonus) {
+  at::set_num_threads(1);
+  const auto batch = four_trajectories();
+  const auto adv = grpo_advantages(batch);
+  auto entropy_with = [&](double coef) {
+    auto policy = tiny_model();
+    policy.set_requires_grad(true);
+    torch::optim::SGD optim(policy.parameters(), torch::optim::SGDOptions(0.1));
+    LossOptions lo;
+    lo.kl_estimator = "off";
+    lo.entropy_coef = coef;
+    UpdateOptions uo;
+    uo.mini_batch = 4;
+    uo.micro_batch = 4;  // one micro-batch: the logged value is the batch's token mean
+    return ppo_update(policy, nullptr, optim, batch, adv, lo, uo, 1).scalars.at("entropy");
+  };
+  const double off = entropy_with(0.0), tiny = entropy_with(1e-9);
+  EXPECT_GT(off, 1.0) << "a random policy over 64 tokens is far from deterministic";
+  EXPECT_NEAR(off, tiny, 1e-6);
+  // Directly: mean entropy of the next-token distributions at the positions that score policy tokens.
+  const auto policy = tiny_model();
+  torch::NoGradGuard ng;
+  double sum = 0;
+  int n = 0;
+  for (const auto& t : batch) {
+    std::vector<int64_t> ids = {1, 2, 3};
+    for (int id : t.response_ids()) ids.push_back(id);
+    const auto x = torch::tensor(ids).unsqueeze(0);
+    agent::LogprobOptions o;
+    o.with_entropy = true;
+    const auto ent = agent::sequence_logprobs(policy, x, torch::ones_like(x), o).entropy;  // [1, T-1]
+    for (int j = 0; j < t.response_ids_size(); ++j)
+      if (t.loss_mask(j)) {
+        sum += ent[0][2 + j].item<double>();
+        ++n;
+      }
+  }
+  EXPECT_NEAR(off, sum / n, 1e-5);
 }
 
 // bf16 autocast (fp32 weights) and bf16 weights with fp32 masters, here on the CPU (autocast
