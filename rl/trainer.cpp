@@ -70,6 +70,10 @@ void TrainerConfig::validate() const {
   STRATA_CHECK(parse_device(device, d), "device: expected cpu, cuda or cuda:N, got \"" << device << "\"");
   STRATA_CHECK(precision == "fp32" || precision == "bf16" || precision == "bf16_master",
                "precision: expected fp32, bf16 or bf16_master, got \"" << precision << "\"");
+  STRATA_CHECK(rollout_precision == "auto" || rollout_precision == "fp32" || rollout_precision == "bf16",
+               "rollout_precision: expected auto, fp32 or bf16, got \"" << rollout_precision << "\"");
+  STRATA_CHECK(!(precision == "bf16_master" && rollout_precision == "fp32"),
+               "rollout_precision: fp32 rollouts need fp32 weights, but precision is bf16_master");
   STRATA_CHECK(save_every >= 0, "save_every: expected >= 0, got " << save_every);
   STRATA_CHECK(keep_checkpoints >= 1, "keep_checkpoints: expected >= 1, got " << keep_checkpoints);
   rollout.validate();
@@ -77,6 +81,25 @@ void TrainerConfig::validate() const {
   loss.validate();
   update.validate();
 }
+
+namespace {
+// The CPU has bf16 dot-product instructions (AVX512-BF16 or AMX-BF16), which oneDNN uses for bf16
+// matrix products.
+bool cpu_has_bf16_dot() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+#else
+  return false;
+#endif
+}
+
+bool bf16_rollouts(const TrainerConfig& cfg, bool cpu_bf16) {
+  if (cfg.rollout_precision != "auto") return cfg.rollout_precision == "bf16";
+  if (cfg.precision != "fp32") return true;
+  return cfg.device == "cpu" && cpu_bf16;
+}
+}  // namespace
 
 int warmup_steps_of(const TrainerConfig& cfg) {
   if (cfg.warmup_ratio > 0) return static_cast<int>(cfg.warmup_ratio * cfg.steps);  // veRL: int(ratio * total)
@@ -310,6 +333,103 @@ agent::Model fp32_weights(const agent::Model& policy, const std::vector<torch::T
 }
 }  // namespace
 
+void add_batch_metrics(const std::vector<env::pb::Trajectory>& batch, const std::vector<double>& adv,
+                       std::map<std::string, double>& m) {
+  STRATA_CHECK(adv.size() == batch.size(), adv.size() << " advantages for " << batch.size() << " trajectories");
+  const double n = static_cast<double>(std::max<size_t>(1, batch.size()));
+  double reward = 0, em = 0, searches = 0, turns = 0, answered = 0;
+  double prompt_tokens = 0, policy_tokens = 0, obs_tokens = 0;
+  std::map<std::string, int> ends;
+  struct Stratum {
+    int count = 0;
+    double reward = 0;
+    std::vector<double> adv;  // of the trajectories in the loss (failed ones are not)
+  };
+  std::map<int64_t, Stratum> strata;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const auto& t = batch[i];
+    reward += t.reward();
+    em += t.em();
+    searches += t.num_searches();
+    turns += t.turns_size();
+    answered += t.end_reason() == "answered" ? 1 : 0;
+    ends[t.end_reason()]++;
+    prompt_tokens += t.prompt_ids_size();
+    for (int k = 0; k < t.loss_mask_size(); ++k) (t.loss_mask(k) != 0 ? policy_tokens : obs_tokens) += 1;
+    auto& s = strata[t.stratum()];
+    s.count++;
+    s.reward += t.reward();
+    if (t.end_reason() != "retrieval_failed") s.adv.push_back(adv.at(i));
+  }
+  m["rollout/trajectories"] = static_cast<double>(batch.size());
+  m["reward/mean"] = reward / n;
+  m["reward/em"] = em / n;
+  m["rollout/answer_rate"] = answered / n;
+  m["rollout/searches_per_traj"] = searches / n;
+  m["rollout/turns_per_traj"] = turns / n;
+  m["rollout/response_len"] = policy_tokens / n;  // policy tokens per trajectory
+  m["tokens/prompt"] = prompt_tokens;
+  m["tokens/policy"] = policy_tokens;
+  m["tokens/observation"] = obs_tokens;
+  m["tokens/total"] = prompt_tokens + policy_tokens + obs_tokens;
+  for (const auto& [reason, c] : ends) m["rollout/end/" + reason] = c / n;
+  for (const auto& [k, s] : strata) {
+    const std::string p = "stratum/" + std::to_string(k) + "/";
+    m[p + "count"] = s.count;
+    m[p + "reward"] = s.reward / s.count;
+    m[p + "bias"] = s.reward / s.count - reward / n;  // the paper's cross-stratum bias, batch level
+    if (s.adv.empty()) continue;
+    double sum = 0, sq = 0;
+    for (double a : s.adv) sum += a;
+    const double mean = sum / static_cast<double>(s.adv.size());
+    for (double a : s.adv) sq += (a - mean) * (a - mean);
+    m[p + "adv"] = mean;
+    m[p + "adv_std"] = std::sqrt(sq / static_cast<double>(s.adv.size()));  // population std
+  }
+}
+
+TrainSummary summarize_metrics_file(const std::string& path) {
+  std::map<int, nlohmann::json> rows;  // step -> its line (the last one wins)
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      auto j = nlohmann::json::parse(line);
+      const int step = j.value("step", 0);
+      rows[step] = std::move(j);
+    } catch (const std::exception&) {
+      continue;  // a line cut by a kill
+    }
+  }
+  TrainSummary s;
+  std::vector<double> rewards;
+  for (const auto& [step, j] : rows) {
+    s.steps = std::max(s.steps, step);
+    rewards.push_back(j.value("reward/mean", 0.0));
+    s.skipped_zero_advantage += j.value("update/skipped_zero_adv", 0.0) > 0 ? 1 : 0;
+    s.trajectories += static_cast<int64_t>(j.value("rollout/trajectories", 0.0));
+    s.failed += static_cast<int64_t>(j.value("rollout/failed", 0.0));
+  }
+  if (rewards.empty()) return s;
+  const size_t w = std::min<size_t>(5, std::max<size_t>(1, rewards.size() / 2));
+  s.window = static_cast<int>(w);
+  for (size_t i = 0; i < w; ++i) {
+    s.first_reward += rewards[i] / static_cast<double>(w);
+    s.last_reward += rewards[rewards.size() - w + i] / static_cast<double>(w);
+  }
+  return s;
+}
+
+std::string format_summary(const TrainSummary& s) {
+  auto range = [](int a, int b) { return a == b ? "step " + std::to_string(a) : "steps " + std::to_string(a) + "-" + std::to_string(b); };
+  const int n = s.steps, w = std::max(1, s.window);
+  return fmt::format("trained {} steps: mean reward {:.3f} ({}) -> {:.3f} ({}); {} of {} steps skipped (every "
+                     "advantage 0); {} of {} trajectories failed (retrieval)",
+                     n, s.first_reward, range(1, w), s.last_reward, range(n - w + 1, n), s.skipped_zero_advantage, n,
+                     s.failed, s.trajectories);
+}
+
 TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
   // ---- every check that is cheap, before any expensive work ----
   cfg.validate();
@@ -404,12 +524,19 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
     torch::NoGradGuard ng;
     reference.to(dev, master_mode ? torch::kBFloat16 : torch::kFloat32);
   }
-  // What generates: the policy itself, or (bf16) a bf16 copy refreshed after every update.
+  // What generates: the policy itself, or a bf16 copy refreshed after every update.
+  const bool rollout_bf16 = bf16_rollouts(cfg, cpu_has_bf16_dot());
+  const bool rollout_copy = rollout_bf16 && !master_mode;
   agent::Model rollout_model = policy;
-  if (autocast) {
+  if (rollout_copy) {
     torch::NoGradGuard ng;
     rollout_model.to(dev, torch::kBFloat16);
   }
+  STRATA_LOG_INFO("rollouts in {}{} (rollout_precision={})", rollout_bf16 ? "bf16" : "fp32",
+                  rollout_copy ? ", on a bf16 copy of the policy refreshed after each update" : "",
+                  cfg.rollout_precision == "auto" && cfg.precision == "fp32" && rollout_bf16
+                      ? "auto: this CPU has AVX512-BF16 or AMX; set fp32 to sample from the fp32 policy"
+                      : cfg.rollout_precision);
   STRATA_LOG_INFO("policy on {} ({}; {} parameters)", dev.str(), cfg.precision,
                   [&] {
                     int64_t n = 0;
@@ -435,7 +562,6 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
   if (resume) torch::load(optim, from + "/optimizer.pt", dev);
   TensorBoardWriter tb(cfg.out_dir + "/tb");
   std::ofstream jsonl(cfg.out_dir + "/metrics.jsonl", std::ios::app);
-  TrainSummary summary;
   const auto t_start = Clock::now();
   const int first_step = st.step + 1;
 
@@ -473,43 +599,33 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
     uo.temperature = cfg.rollout.temperature > 0 ? cfg.rollout.temperature : 1.0;
     const auto upd = ppo_update(policy, kl_on ? &reference : nullptr, optim, batch.trajectories, adv,
                                 cfg.loss, uo, cfg.seed + step, mp);
-    if (autocast && upd.optimizer_steps > 0) copy_master_to_model(policy.parameters(), rollout_model);
+    if (rollout_copy && upd.optimizer_steps > 0) copy_master_to_model(policy.parameters(), rollout_model);
     sync_device(dev);
     const double t_update = since(t1);
 
     std::map<std::string, double> m = upd.scalars;
-    double reward = 0, em = 0, searches = 0;
-    std::map<int64_t, std::pair<int, double>> strata;  // stratum -> (count, reward sum)
-    std::map<int64_t, double> strata_adv;               // stratum -> advantage sum
-    for (size_t i = 0; i < batch.trajectories.size(); ++i) {
-      const auto& t = batch.trajectories[i];
-      strata_adv[t.stratum()] += adv[i];
-      reward += t.reward();
-      em += t.em();
-      searches += t.num_searches();
-      strata[t.stratum()].first++;
-      strata[t.stratum()].second += t.reward();
-    }
-    const double n = static_cast<double>(batch.trajectories.size());
-    m["reward/mean"] = reward / n;
-    m["reward/em"] = em / n;
-    m["rollout/searches_per_traj"] = searches / n;
+    add_batch_metrics(batch.trajectories, adv, m);
     m["rollout/tokens_per_s"] = batch.metrics.tokens_per_s;
     m["rollout/occupancy"] = batch.metrics.mean_occupancy;
     m["rollout/failed"] = static_cast<double>(batch.metrics.failed);
     m["rollout/retrieval_p99_ms"] = batch.metrics.retrieval_p99_ms;
+    m["rollout/bf16"] = rollout_bf16 ? 1 : 0;
+    // The step's time split: rollout, the separate old and reference log-prob forwards, and the
+    // training passes (forward, backward, optimiser); update_s is the last three together.
     m["time/rollout_s"] = t_rollout;
     m["time/update_s"] = t_update;
+    m["time/train_s"] = std::max(0.0, t_update - m["time/old_logp_s"] - m["time/ref_logp_s"]);
+    m["time/step_s"] = since(t0);
     m["lr"] = lr;
     std::string strata_text;
-    for (const auto& [k, cr] : strata) {
-      m["stratum/" + std::to_string(k) + "/count"] = cr.first;
-      m["stratum/" + std::to_string(k) + "/reward"] = cr.second / cr.first;
-      // The paper's cross-stratum bias (mean_k - mean) at batch level.
-      m["stratum/" + std::to_string(k) + "/bias"] = cr.second / cr.first - reward / n;
-      m["stratum/" + std::to_string(k) + "/adv"] = strata_adv[k] / cr.first;  // mean advantage
-      strata_text += " s" + std::to_string(k) + ":" + std::to_string(cr.first) + "@" +
-                     fmt::format("{:.2f}", cr.second / cr.first);
+    for (const auto& [key, v] : m) {
+      const std::string pre = "stratum/", suf = "/count";
+      if (key.rfind(pre, 0) != 0 || key.size() <= pre.size() + suf.size() ||
+          key.compare(key.size() - suf.size(), suf.size(), suf) != 0)
+        continue;
+      const std::string k = key.substr(pre.size(), key.size() - pre.size() - suf.size());
+      strata_text += " s" + k + ":" + std::to_string(static_cast<int>(v)) + "@" +
+                     fmt::format("{:.2f}", m.at("stratum/" + k + "/reward"));
     }
     tb.scalars(step, m);
     tb.flush();
@@ -518,16 +634,20 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
     jsonl << j.dump() << "\n";
     jsonl.flush();
     const double elapsed = since(t_start);
-    STRATA_LOG_INFO("step {}/{} reward {:.3f} em {:.3f} searches {:.2f} strata[{} ] kl {:.4f} "
-                    "ent {:.3f} clip {:.3f} gnorm {:.3f} lr {:.3g} {:.0f} tok/s rollout {:.1f}s update {:.1f}s{} ETA {}",
-                    step, cfg.steps, m["reward/mean"], m["reward/em"], m["rollout/searches_per_traj"],
-                    strata_text, m["loss/kl"], m["entropy"], m["clip_frac"], m["grad_norm"], lr,
-                    batch.metrics.tokens_per_s, t_rollout, t_update,
+    // Quantities the update did not compute (a skipped batch, KL off) print as "-", never as 0.
+    auto val = [&m](const char* k, int decimals) {
+      const auto it = m.find(k);
+      return it == m.end() ? std::string("-") : fmt::format("{:.{}f}", it->second, decimals);
+    };
+    STRATA_LOG_INFO("step {}/{} reward {:.3f} em {:.3f} answered {:.2f} searches {:.2f} len {:.0f} strata[{} ] "
+                    "kl {} ent {} clip {} gnorm {} lr {:.3g} {:.0f} tok/s time rollout {:.1f}s old {:.1f}s "
+                    "ref {:.1f}s train {:.1f}s{} ETA {}",
+                    step, cfg.steps, m["reward/mean"], m["reward/em"], m["rollout/answer_rate"],
+                    m["rollout/searches_per_traj"], m["rollout/response_len"], strata_text, val("loss/kl", 4),
+                    val("entropy", 3), val("clip_frac", 3), val("grad_norm", 3), lr, batch.metrics.tokens_per_s,
+                    t_rollout, m["time/old_logp_s"], m["time/ref_logp_s"], m["time/train_s"],
                     upd.skipped_zero_advantage ? " [no update: every advantage is 0]" : "",
                     Progress::format_duration(elapsed / (step - first_step + 1) * (cfg.steps - step)));
-    if (step == first_step) summary.first_reward = m["reward/mean"];
-    summary.last_reward = m["reward/mean"];
-    summary.steps = step;
     st.step = step;
     st.rng = rng.state();
     if (step == cfg.steps || (cfg.save_every > 0 && step % cfg.save_every == 0))
@@ -536,7 +656,8 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
   policy.set_requires_grad(false);
   agent::save_model(fp32_weights(policy, mp.master), cfg.out_dir + "/final", cfg.model);
   STRATA_LOG_INFO("saved the policy to {}/final", cfg.out_dir);
-  return summary;
+  jsonl.close();
+  return summarize_metrics_file(cfg.out_dir + "/metrics.jsonl");
 }
 
 }  // namespace strata::rl

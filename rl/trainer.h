@@ -27,6 +27,13 @@
 //                rounded back into the bf16 weights after each step; the reference is bf16.
 //                Less memory than bf16 (no fp32 weights on the forward path), less accurate
 //                (bf16 activations throughout).
+// rollout_precision: what the rollouts sample from. bf16 = a bf16 copy of the policy, refreshed
+// after every update (with bf16_master, the policy itself); fp32 = the fp32 policy itself (not
+// with bf16_master). auto = bf16 under precision bf16 or bf16_master, and under fp32 when the
+// device is a CPU with AVX512-BF16 or AMX-BF16 (decoding reads every weight once per token, so
+// half the bytes is about half the time there); fp32 otherwise. Under fp32 training a bf16
+// sampler is slightly off-policy: the loss's old log-probs still come from the fp32 policy (never
+// from the sampler), and rollout/logp_mismatch logs the gap (sampler vs policy, per token).
 // Checkpoints and the final model are written in float32 (the weights or the masters), so a
 // resume continues exactly.
 //
@@ -39,7 +46,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "rl/advantage.h"
 #include "rl/grpo_step.h"
@@ -64,6 +73,7 @@ struct TrainerConfig {
   double min_lr_ratio = 0.0;    // cosine ends at min_lr_ratio * lr
   std::string device = "cpu";   // cpu, cuda or cuda:N
   std::string precision = "fp32";  // fp32, bf16 (autocast) or bf16_master
+  std::string rollout_precision = "auto";  // what generates: auto, fp32 or bf16 (see below)
   int threads = 0;              // torch intra-op threads (0 = LibTorch's default)
   int save_every = 0;           // checkpoint every this many steps (0 = only at the end)
   int keep_checkpoints = 2;     // newest checkpoints kept
@@ -90,6 +100,9 @@ struct TrainerConfig {
     v("min_lr_ratio", min_lr_ratio, "cosine decays to min_lr_ratio * lr");
     v("device", device, "cpu, cuda or cuda:N");
     v("precision", precision, "fp32, bf16 (autocast, fp32 weights) or bf16_master (bf16 weights, fp32 master copy)");
+    v("rollout_precision", rollout_precision,
+      "rollouts on the policy (fp32) or on a bf16 copy (bf16); auto: bf16 with precision bf16/bf16_master, "
+      "and with fp32 on a CPU with AVX512-BF16 or AMX");
     v("threads", threads, "torch threads (0 = default)");
     v("save_every", save_every, "checkpoint every N steps (0 = only at the end)");
     v("keep_checkpoints", keep_checkpoints, "newest checkpoints kept");
@@ -112,11 +125,34 @@ int warmup_steps_of(const TrainerConfig& cfg);
 // at 0).
 double lr_at_step(const TrainerConfig& cfg, int step);
 
+// The run as a whole, from every step of out_dir/metrics.jsonl (steps before a --resume too).
 struct TrainSummary {
-  int steps = 0;
-  double first_reward = 0;  // mean reward of the first step
-  double last_reward = 0;   // mean reward of the last step
+  int steps = 0;                  // steps completed
+  int window = 0;                 // steps averaged at each end: min(5, max(1, steps / 2))
+  double first_reward = 0;        // mean reward of the first `window` steps
+  double last_reward = 0;         // mean reward of the last `window` steps
+  int skipped_zero_advantage = 0; // steps whose update was skipped (every advantage 0)
+  int64_t trajectories = 0;       // trajectories rolled out
+  int64_t failed = 0;             // of which ended by a failed retrieval (kept out of the loss)
 };
+
+// The summary of a run from its metrics.jsonl (the last line of a step wins; cut lines are
+// skipped).
+TrainSummary summarize_metrics_file(const std::string& path);
+
+// The closing line of grpo_train: "trained N steps: mean reward A (steps 1-5) -> B (steps
+// 16-20); K of N steps skipped (every advantage 0); F of T trajectories failed (retrieval)".
+std::string format_summary(const TrainSummary& s);
+
+// Adds the per-step statistics of a rollout batch to `m`: reward/mean, reward/em,
+// rollout/answer_rate (ended with an answer), rollout/searches_per_traj, rollout/turns_per_traj,
+// rollout/response_len (policy tokens per trajectory), rollout/trajectories, tokens/prompt,
+// tokens/policy, tokens/observation, tokens/total (sums over the batch), rollout/end/<reason>
+// (share of trajectories per end reason), and per stratum k: stratum/k/count, stratum/k/reward,
+// stratum/k/bias (mean_k - mean) and, over the trajectories in the loss (not failed),
+// stratum/k/adv and stratum/k/adv_std (mean and population std of the advantages).
+void add_batch_metrics(const std::vector<env::pb::Trajectory>& batch, const std::vector<double>& advantages,
+                       std::map<std::string, double>& m);
 
 // Trains; with resume = true continues from the newest checkpoint in out_dir/checkpoints
 // (refused, naming the keys, when the config differs in anything but steps, out_dir, threads,

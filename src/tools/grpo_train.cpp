@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     const auto s = strata::rl::train_grpo(cfg, resume);
-    std::printf("trained %d steps: mean reward %.3f -> %.3f\n", s.steps, s.first_reward, s.last_reward);
+    std::printf("%s\n", strata::rl::format_summary(s).c_str());
     return 0;
   });
 }

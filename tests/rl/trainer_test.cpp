@@ -130,15 +130,29 @@ TEST(Trainer, TwoStepsWriteLogsRolloutsAndAModel) {
     ++lines;
     const auto j = nlohmann::json::parse(line);
     EXPECT_EQ(j["step"], lines);
-    for (const char* k : {"reward/mean", "loss/pg", "loss/kl", "grad_norm", "rollout/tokens_per_s",
-                          "time/rollout_s", "time/update_s", "lr", "update/skipped_zero_adv"})
+    for (const char* k : {"reward/mean", "rollout/tokens_per_s", "rollout/answer_rate", "rollout/turns_per_traj",
+                          "rollout/response_len", "rollout/trajectories", "tokens/total", "time/rollout_s",
+                          "time/old_logp_s", "time/ref_logp_s", "time/train_s", "time/update_s", "time/step_s", "lr",
+                          "update/skipped_zero_adv"})
       EXPECT_TRUE(j.contains(k)) << k;
-    // The untrained policy never answers: every reward 0, so the guard skips the update.
+    EXPECT_EQ(j["rollout/trajectories"], 6.0);
+    EXPECT_GT(j["rollout/response_len"].get<double>(), 0.0);
+    double ends = 0;
+    for (auto it = j.begin(); it != j.end(); ++it)
+      if (it.key().rfind("rollout/end/", 0) == 0) ends += it.value().get<double>();
+    EXPECT_NEAR(ends, 1.0, 1e-9) << "the end-reason shares add up to 1";
+    // The untrained policy never answers: every reward 0, so the guard skips the update, and
+    // what the update did not compute is absent, not 0.
     if (j["reward/mean"] == 0.0) {
       EXPECT_EQ(j["update/skipped_zero_adv"], 1.0);
+      for (const char* k : {"entropy", "loss/kl", "loss/pg", "grad_norm"}) EXPECT_FALSE(j.contains(k)) << k;
+    } else {
+      for (const char* k : {"entropy", "loss/kl", "loss/pg", "grad_norm"}) EXPECT_TRUE(j.contains(k)) << k;
     }
   }
   EXPECT_EQ(lines, 2);
+  EXPECT_EQ(s.trajectories, 12);
+  EXPECT_EQ(s.window, 1);
   // A rollouts file per step, 3 prompts x 2 samples, groups unique per prompt across steps.
   std::set<int64_t> groups;
   for (int step = 1; step <= 2; ++step) {
@@ -161,6 +175,101 @@ TEST(Trainer, TwoStepsWriteLogsRolloutsAndAModel) {
   const auto back = agent::load_model(dir.file("run/final"));
   EXPECT_EQ(back.config().hidden_size, 32);
   EXPECT_TRUE(std::filesystem::exists(dir.file("run/final/tokenizer.json")));
+}
+
+// Entropy is logged at every trained step with entropy_coef 0 (the default), and the guard off
+// so that the untrained policy's all-zero batches are trained on.
+TEST(Trainer, EntropyIsLoggedWithoutTheBonus) {
+  TrainWorld setup;
+  auto c = setup.config("ent", 1);
+  c.update.skip_zero_advantage = false;
+  ASSERT_EQ(c.loss.entropy_coef, 0.0);
+  train_grpo(c);
+  std::ifstream in(setup.dir.file("ent/metrics.jsonl"));
+  std::string line;
+  ASSERT_TRUE(static_cast<bool>(std::getline(in, line)));
+  const auto j = nlohmann::json::parse(line);
+  ASSERT_TRUE(j.contains("entropy"));
+  EXPECT_GT(j["entropy"].get<double>(), 1.0) << "a random policy's entropy, not 0";
+}
+
+env::pb::Trajectory made_up(int64_t stratum, double reward, const std::string& end, int policy_tokens, int turns) {
+  env::pb::Trajectory t;
+  t.set_stratum(stratum);
+  t.set_reward(reward);
+  t.set_em(reward);
+  t.set_end_reason(end);
+  t.set_num_searches(static_cast<int32_t>(stratum));
+  for (int i = 0; i < 5; ++i) t.add_prompt_ids(1);
+  for (int i = 0; i < policy_tokens; ++i) {
+    t.add_response_ids(2);
+    t.add_loss_mask(1);
+  }
+  for (int i = 0; i < 3; ++i) {  // an observation
+    t.add_response_ids(3);
+    t.add_loss_mask(0);
+  }
+  for (int i = 0; i < turns; ++i) t.add_turns();
+  return t;
+}
+
+TEST(TrainerMetrics, BatchStatisticsByEndReasonAndStratum) {
+  const std::vector<env::pb::Trajectory> batch = {
+      made_up(0, 1.0, "answered", 10, 1), made_up(0, 0.0, "answered", 20, 1), made_up(1, 0.0, "max_turns", 30, 4),
+      made_up(1, 0.0, "retrieval_failed", 40, 2)};
+  const std::vector<double> adv = {1.5, -0.5, -0.25, 0.0};
+  std::map<std::string, double> m;
+  add_batch_metrics(batch, adv, m);
+  EXPECT_DOUBLE_EQ(m.at("reward/mean"), 0.25);
+  EXPECT_DOUBLE_EQ(m.at("rollout/answer_rate"), 0.5);
+  EXPECT_DOUBLE_EQ(m.at("rollout/end/answered"), 0.5);
+  EXPECT_DOUBLE_EQ(m.at("rollout/end/max_turns"), 0.25);
+  EXPECT_DOUBLE_EQ(m.at("rollout/end/retrieval_failed"), 0.25);
+  EXPECT_DOUBLE_EQ(m.at("rollout/response_len"), 25.0);
+  EXPECT_DOUBLE_EQ(m.at("rollout/turns_per_traj"), 2.0);
+  EXPECT_DOUBLE_EQ(m.at("rollout/searches_per_traj"), 0.5);
+  EXPECT_DOUBLE_EQ(m.at("tokens/prompt"), 20.0);
+  EXPECT_DOUBLE_EQ(m.at("tokens/policy"), 100.0);
+  EXPECT_DOUBLE_EQ(m.at("tokens/observation"), 12.0);
+  EXPECT_DOUBLE_EQ(m.at("tokens/total"), 132.0);
+  EXPECT_DOUBLE_EQ(m.at("stratum/0/count"), 2.0);
+  EXPECT_DOUBLE_EQ(m.at("stratum/0/reward"), 0.5);
+  EXPECT_DOUBLE_EQ(m.at("stratum/0/bias"), 0.25);
+  EXPECT_DOUBLE_EQ(m.at("stratum/0/adv"), 0.5);
+  EXPECT_DOUBLE_EQ(m.at("stratum/0/adv_std"), 1.0);
+  // The failed trajectory counts in the stratum but not in its advantage statistics.
+  EXPECT_DOUBLE_EQ(m.at("stratum/1/count"), 2.0);
+  EXPECT_DOUBLE_EQ(m.at("stratum/1/adv"), -0.25);
+  EXPECT_DOUBLE_EQ(m.at("stratum/1/adv_std"), 0.0);
+}
+
+// The closing summary averages the first and last few steps of the whole metrics file.
+TEST(TrainerMetrics, SummaryAveragesTheFirstAndLastSteps) {
+  testing::TempDir dir;
+  {
+    std::ofstream out(dir.file("metrics.jsonl"));
+    for (int step = 1; step <= 12; ++step) {
+      nlohmann::json j;
+      j["step"] = step;
+      j["reward/mean"] = step <= 5 ? 0.1 * step : (step >= 8 ? 0.5 + 0.1 * (step - 8) : 9.0);
+      j["update/skipped_zero_adv"] = step % 3 == 0 ? 1.0 : 0.0;
+      j["rollout/trajectories"] = 16.0;
+      j["rollout/failed"] = step == 4 ? 2.0 : 0.0;
+      out << j.dump() << "\n";
+    }
+    out << "{\"step\": 13, \"reward";  // cut by a kill
+  }
+  const auto s = summarize_metrics_file(dir.file("metrics.jsonl"));
+  EXPECT_EQ(s.steps, 12);
+  EXPECT_EQ(s.window, 5);
+  EXPECT_NEAR(s.first_reward, 0.3, 1e-12);  // steps 1-5: 0.1 .. 0.5
+  EXPECT_NEAR(s.last_reward, 0.7, 1e-12);   // steps 8-12: 0.5 .. 0.9
+  EXPECT_EQ(s.skipped_zero_advantage, 4);
+  EXPECT_EQ(s.trajectories, 192);
+  EXPECT_EQ(s.failed, 2);
+  EXPECT_EQ(format_summary(s),
+            "trained 12 steps: mean reward 0.300 (steps 1-5) -> 0.700 (steps 8-12); 4 of 12 steps skipped "
+            "(every advantage 0); 2 of 192 trajectories failed (retrieval)");
 }
 
 TEST(Trainer, BadConfigNamesTheKey) {
@@ -535,7 +644,7 @@ print(json.dumps({t: [[e.step, e.value] for e in ea.Scalars(t)] for t in ea.Tags
     }
   }
   EXPECT_EQ(lines, 2);
-  for (const char* k : {"reward/mean", "loss/kl", "lr", "time/rollout_s", "update/skipped_zero_adv"})
+  for (const char* k : {"reward/mean", "lr", "time/rollout_s", "time/update_s", "update/skipped_zero_adv"})
     EXPECT_EQ(tags[k].size(), 2u) << k;
 }
 
