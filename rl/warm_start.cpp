@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "data/corpus.h"
 #include "env/answer_match.h"
+#include "rl/grpo_step.h"
 #include "rl/rollout.h"
 
 namespace strata::rl {
@@ -26,6 +27,8 @@ void SftOptions::validate() const {
   STRATA_CHECK(batch_size >= 1, "sft.batch_size: expected >= 1, got " << batch_size);
   STRATA_CHECK(lr > 0, "sft.lr: expected > 0, got " << lr);
   STRATA_CHECK(grad_clip >= 0, "sft.grad_clip: expected >= 0, got " << grad_clip);
+  STRATA_CHECK(precision == "fp32" || precision == "bf16",
+               "sft.precision: expected fp32 or bf16, got \"" << precision << "\"");
 }
 
 namespace {
@@ -131,6 +134,7 @@ SftReport sft_train(agent::Model& model, const std::vector<SftExample>& examples
   STRATA_CHECK(!examples.empty(), "sft_train: no examples");
   model.set_requires_grad(true);
   auto params = model.parameters();
+  const bool bf16 = opts.precision == "bf16";
   torch::optim::AdamW optim(params, torch::optim::AdamWOptions(opts.lr).weight_decay(opts.weight_decay));
   Rng rng = Rng(opts.seed).fork("sft");
   std::vector<size_t> order(examples.size());
@@ -160,7 +164,11 @@ SftReport sft_train(agent::Model& model, const std::vector<SftExample>& examples
       std::vector<SftExample> batch;
       for (size_t i : idx) batch.push_back(examples[i]);
       optim.zero_grad();
-      const auto l = sft_loss(model, batch);
+      SftLoss l;
+      {
+        AutocastBf16 autocast(bf16, params.front().device());
+        l = sft_loss(model, batch);
+      }
       l.loss.backward();
       if (opts.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, opts.grad_clip);
       optim.step();

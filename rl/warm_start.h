@@ -64,6 +64,9 @@ struct SftOptions {
   double grad_clip = 1.0;      // global gradient-norm clip (0 = off)
   uint64_t seed = 1;           // shuffling seed
   int max_steps = 0;           // stop after this many steps (0 = no limit)
+  // fp32, or bf16: forward passes under bf16 autocast on fp32 weights and fp32 AdamW (about 3x
+  // faster on CPUs with AVX512-BF16, and on GPUs).
+  std::string precision = "fp32";
 
   void validate() const;
   template <class V>
@@ -75,6 +78,7 @@ struct SftOptions {
     v("grad_clip", grad_clip, "gradient-norm clip (0 = off)");
     v("seed", seed, "shuffling seed");
     v("max_steps", max_steps, "stop after this many steps (0 = no limit)");
+    v("precision", precision, "fp32, or bf16 (autocast forward, fp32 weights and optimiser)");
   }
 };
 
