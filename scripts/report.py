@@ -6,6 +6,8 @@
   report.py curves --out reward.png [--smooth K] LABEL=RUN_DIR[,RUN_DIR...] ...
       training reward (and EM, searches per trajectory) against step; several runs under one
       label are drawn as their mean with a band of +-1 standard deviation across runs (seeds).
+  report.py rewards [--block K] RUN_DIR
+      the training reward as text: every step, and the means of blocks of K steps.
   report.py strata --out strata.png RUN_DIR
       mean reward and cross-stratum bias per stratum (number of searches) against step.
 
@@ -152,6 +154,29 @@ def cmd_curves(args):
     print(f"wrote {args.out}")
 
 
+def cmd_rewards(args):
+    """The training reward curve as text: every step, then the means of blocks of steps."""
+    rows = load_jsonl(os.path.join(args.run, "metrics.jsonl"))
+    steps, rewards = series(rows, "reward/mean")
+    if not rewards:
+        print(f"no reward/mean in {args.run}/metrics.jsonl")
+        return
+    _, searches = series(rows, "rollout/searches_per_traj")
+    print(f"Training reward (mean EM of the sampled trajectories), {len(rewards)} RL steps:")
+    per_line = 10
+    for i in range(0, len(rewards), per_line):
+        chunk = " ".join(f"{v:.2f}" for v in rewards[i:i + per_line])
+        print(f"  steps {steps[i]:3d}-{steps[min(i + per_line, len(steps)) - 1]:3d}: {chunk}")
+    k = max(1, min(args.block, len(rewards)))
+    blocks = [rewards[i:i + k] for i in range(0, len(rewards), k)]
+    means = " -> ".join(f"{sum(b) / len(b):.3f}" for b in blocks)
+    print(f"  mean per block of {k} steps: {means}")
+    if searches:
+        sblocks = [searches[i:i + k] for i in range(0, len(searches), k)]
+        print("  searches per trajectory, same blocks: "
+              + " -> ".join(f"{sum(b) / len(b):.2f}" for b in sblocks))
+
+
 def cmd_strata(args):
     plt = plt_or_exit()
     rows = load_jsonl(os.path.join(args.run, "metrics.jsonl"))
@@ -185,12 +210,15 @@ def main():
     c.add_argument("--out", required=True)
     c.add_argument("--smooth", type=int, default=1)
     c.add_argument("runs", nargs="+")
+    r = sub.add_parser("rewards", help="the reward curve as text (per step and per block of steps)")
+    r.add_argument("--block", type=int, default=5)
+    r.add_argument("run")
     s = sub.add_parser("strata", help="reward and bias by stratum")
     s.add_argument("--out", required=True)
     s.add_argument("--smooth", type=int, default=1)
     s.add_argument("run")
     args = p.parse_args()
-    {"table": cmd_table, "curves": cmd_curves, "strata": cmd_strata}[args.cmd](args)
+    {"table": cmd_table, "curves": cmd_curves, "rewards": cmd_rewards, "strata": cmd_strata}[args.cmd](args)
 
 
 if __name__ == "__main__":
