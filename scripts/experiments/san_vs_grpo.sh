@@ -6,6 +6,7 @@
 #
 #   scripts/experiments/san_vs_grpo.sh              3 seeds, the demo's budget (configs/demo.json)
 #   SEEDS="1 2 3 4 5" STEPS=30 JOBS=2 scripts/experiments/san_vs_grpo.sh
+#   STEPS=12 LIMIT=200 JOBS=1 THREADS=2 ...         a shorter budget for a 2-core CPU
 #   DEVICE=cuda JOBS=9 scripts/experiments/san_vs_grpo.sh   every run on the GPU at once
 #
 # It needs the warm start and world of scripts/demo.sh (run that first; RUN_DIR=runs/demo by
@@ -20,6 +21,10 @@ SEEDS="${SEEDS:-1 2 3}"
 STEPS="${STEPS:-}"
 JOBS="${JOBS:-2}"
 THREADS="${THREADS:-1}"
+LIMIT="${LIMIT:-200}"  # test questions per evaluation, as scripts/demo.sh
+# Evaluation as in scripts/demo.sh: greedy (the config's rollout samples at temperature 1), bf16.
+EVAL_ARGS=(--limit "$LIMIT" --temperature 0 --max-batch 25)
+[[ "${DEVICE:-cpu}" == cpu ]] && EVAL_ARGS+=(--dtype bfloat16)
 DEVICE="${DEVICE:-cpu}"
 RESULTS="${RESULTS:-$ROOT/docs/results}"
 PY="${PYTHON:-python3}"
@@ -59,7 +64,7 @@ one_run() {  # METHOD SEED
   fi
   if [[ ! -f "$d/eval/summary.json" ]]; then
     "$BIN/evaluate" --model "$d/final" --data "$RUN_DIR/world/test.jsonl" --retriever "$URL" \
-      --config "$CONFIG" --threads "$THREADS" --device "$DEVICE" --out "$d/eval" > "$d/eval.log" 2>&1 ||
+      --config "$CONFIG" --threads "$THREADS" --device "$DEVICE" "${EVAL_ARGS[@]}" --out "$d/eval" > "$d/eval.log" 2>&1 ||
       { echo "  $m seed $s: evaluation failed, see $d/eval.log" >&2; return 1; }
   fi
   echo "  [$(( $(date +%s) - T0 ))s] $m seed $s done"
@@ -68,7 +73,7 @@ one_run() {  # METHOD SEED
 echo "== warm start baseline (greedy, test split)"
 if [[ ! -f "$OUT/warm_eval/summary.json" ]]; then
   "$BIN/evaluate" --model "$RUN_DIR/warm/model" --data "$RUN_DIR/world/test.jsonl" --retriever "$URL" \
-    --config "$CONFIG" --threads "$THREADS" --device "$DEVICE" --out "$OUT/warm_eval" > "$OUT/warm_eval.log" 2>&1
+    --config "$CONFIG" --threads "$THREADS" --device "$DEVICE" "${EVAL_ARGS[@]}" --out "$OUT/warm_eval" > "$OUT/warm_eval.log" 2>&1
 fi
 
 echo "== ${#METHOD[@]} methods x seeds ($SEEDS), $JOBS at a time"
@@ -87,4 +92,4 @@ SECS=$(( $(date +%s) - T0 ))
 
 echo "== results"
 "$PY" "$ROOT/scripts/experiments/summarize.py" --out "$OUT" --results "$RESULTS" --seconds "$SECS" \
-  --command "SEEDS=\"$SEEDS\" ${STEPS:+STEPS=$STEPS }JOBS=$JOBS THREADS=$THREADS DEVICE=$DEVICE scripts/experiments/san_vs_grpo.sh"
+  --command "SEEDS=\"$SEEDS\" ${STEPS:+STEPS=$STEPS }LIMIT=$LIMIT JOBS=$JOBS THREADS=$THREADS DEVICE=$DEVICE scripts/experiments/san_vs_grpo.sh"
