@@ -140,7 +140,9 @@ RolloutBatch run_rollouts(const agent::Model& model, const agent::Tokenizer& tok
   }
 
   agent::EngineOptions eopts;
-  eopts.max_slots = opts.max_batch;
+  // No more slots than trajectories: the cache is allocated (and zeroed) per phase, every slot
+  // max_seq_len long (SmolLM2 at 40 x 1536 positions: 5.6 GB in fp32).
+  eopts.max_slots = std::min<int64_t>(opts.max_batch, static_cast<int64_t>(trajs.size()));
   eopts.max_seq_len = opts.max_seq_len;
   agent::GenerationEngine engine(model, eopts);
   CompletionQueue completions;

@@ -74,6 +74,7 @@ void TrainerConfig::validate() const {
                "rollout_precision: expected auto, fp32 or bf16, got \"" << rollout_precision << "\"");
   STRATA_CHECK(!(precision == "bf16_master" && rollout_precision == "fp32"),
                "rollout_precision: fp32 rollouts need fp32 weights, but precision is bf16_master");
+  STRATA_CHECK(rollout_threads >= 0, "rollout_threads: expected >= 0, got " << rollout_threads);
   STRATA_CHECK(save_every >= 0, "save_every: expected >= 0, got " << save_every);
   STRATA_CHECK(keep_checkpoints >= 1, "keep_checkpoints: expected >= 1, got " << keep_checkpoints);
   rollout.validate();
@@ -123,8 +124,8 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 // Keys whose change does not alter the run itself, so a resume may change them (`device` moves
 // it, like `threads`, without changing what it computes beyond rounding).
 bool resumable_key(const std::string& k) {
-  return k == "steps" || k == "out_dir" || k == "threads" || k == "device" || k == "save_every" ||
-         k == "keep_checkpoints";
+  return k == "steps" || k == "out_dir" || k == "threads" || k == "rollout_threads" || k == "device" ||
+         k == "save_every" || k == "keep_checkpoints";
 }
 
 // Dotted paths where two configs (as JSON) differ.
@@ -495,6 +496,8 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
 
   // ---- expensive work from here on ----
   if (cfg.threads > 0) at::set_num_threads(cfg.threads);
+  const int update_threads = at::get_num_threads();
+  const int rollout_threads = cfg.rollout_threads > 0 ? cfg.rollout_threads : update_threads;
   {
     std::ofstream c(cfg.out_dir + "/config.json");
     c << config::to_json(cfg).dump(2) << "\n";
@@ -581,8 +584,10 @@ TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {
     auto rollout = cfg.rollout;
     rollout.seed = mix64(cfg.seed + static_cast<uint64_t>(step));
     policy.set_requires_grad(false);
+    if (rollout_threads != update_threads) at::set_num_threads(rollout_threads);
     const auto batch = run_rollouts(rollout_model, tok, client, prompts, rollout, step,
                                     static_cast<int64_t>(step) * cfg.prompts_per_step);
+    if (rollout_threads != update_threads) at::set_num_threads(update_threads);
     policy.set_requires_grad(true);
     sync_device(dev);
     const double t_rollout = since(t0);

@@ -27,6 +27,11 @@
 //                rounded back into the bf16 weights after each step; the reference is bf16.
 //                Less memory than bf16 (no fp32 weights on the forward path), less accurate
 //                (bf16 activations throughout).
+// rollout_threads: decoding runs hundreds of small parallel regions per token; when the cores are
+// shared with other processes, each OpenMP barrier can wait a whole scheduler time slice for a
+// descheduled thread. On the 2-core development VM under load, 16 SmolLM2 sequences x 48 tokens
+// took 7.7 s with 1 thread and 191 s with 2 (docs/BENCHMARKS.md). The update's large matrix
+// products still use `threads`.
 // rollout_precision: what the rollouts sample from. bf16 = a bf16 copy of the policy, refreshed
 // after every update (with bf16_master, the policy itself); fp32 = the fp32 policy itself (not
 // with bf16_master). auto = bf16 under precision bf16 or bf16_master, and under fp32 when the
@@ -75,6 +80,7 @@ struct TrainerConfig {
   std::string precision = "fp32";  // fp32, bf16 (autocast) or bf16_master
   std::string rollout_precision = "auto";  // what generates: auto, fp32 or bf16 (see below)
   int threads = 0;              // torch intra-op threads (0 = LibTorch's default)
+  int rollout_threads = 1;      // intra-op threads while rolling out (0 = as `threads`); see below
   int save_every = 0;           // checkpoint every this many steps (0 = only at the end)
   int keep_checkpoints = 2;     // newest checkpoints kept
   RolloutOptions rollout;       // sampling, batch, environment, reward
@@ -104,6 +110,8 @@ struct TrainerConfig {
       "rollouts on the policy (fp32) or on a bf16 copy (bf16); auto: bf16 with precision bf16/bf16_master, "
       "and with fp32 on a CPU with AVX512-BF16 or AMX");
     v("threads", threads, "torch threads (0 = default)");
+    v("rollout_threads", rollout_threads,
+      "torch threads while rolling out (0 = as threads); 1 avoids OpenMP barrier stalls of decoding on busy cores");
     v("save_every", save_every, "checkpoint every N steps (0 = only at the end)");
     v("keep_checkpoints", keep_checkpoints, "newest checkpoints kept");
     v("rollout", rollout, "rollout options");

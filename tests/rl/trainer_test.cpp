@@ -284,6 +284,50 @@ TEST(Trainer, BadConfigNamesTheKey) {
   tc.train_data = "d";
   tc.loss.aggregation = "mean";
   EXPECT_THROW(tc.validate(), Error);
+  tc.loss.aggregation = "token-mean";
+  auto names = [&](const std::string& key) {
+    try {
+      tc.validate();
+      return std::string("no error");
+    } catch (const Error& e) {
+      return std::string(e.what()).find(key) != std::string::npos ? key : std::string(e.what());
+    }
+  };
+  tc.rollout_threads = -1;
+  EXPECT_EQ(names("rollout_threads"), "rollout_threads");
+  tc.rollout_threads = 1;
+  tc.rollout_precision = "fp16";
+  EXPECT_EQ(names("rollout_precision"), "rollout_precision");
+  tc.rollout_precision = "fp32";
+  tc.precision = "bf16_master";
+  EXPECT_EQ(names("rollout_precision"), "rollout_precision") << "fp32 rollouts need fp32 weights";
+  tc.precision = "fp32";
+  tc.update.old_logprobs = "cached";
+  EXPECT_EQ(names("update.old_logprobs"), "update.old_logprobs");
+  tc.update.old_logprobs = "recompute";
+  EXPECT_NO_THROW(tc.validate());
+}
+
+// rollout_precision fp32 and bf16 both train; with bf16 the sampler's log-probs differ from the
+// fp32 policy's by bf16 rounding, which rollout/logp_mismatch shows (and fp32 rollouts do not).
+TEST(Trainer, RolloutPrecisionIsLoggedAndOverridable) {
+  TrainWorld s;
+  std::map<std::string, double> mismatch;
+  for (const char* rp : {"fp32", "bf16"}) {
+    auto c = s.config(std::string("rp_") + rp, 1);
+    c.update.skip_zero_advantage = false;
+    c.rollout_precision = rp;
+    c.rollout_threads = 0;  // as threads
+    train_grpo(c);
+    std::ifstream in(s.dir.file(std::string("rp_") + rp + "/metrics.jsonl"));
+    std::string line;
+    ASSERT_TRUE(static_cast<bool>(std::getline(in, line))) << rp;
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["rollout/bf16"].get<double>(), std::string(rp) == "bf16" ? 1.0 : 0.0) << rp;
+    mismatch[rp] = j["rollout/logp_mismatch"].get<double>();
+  }
+  EXPECT_LT(mismatch["fp32"], 1e-4) << "the sampler is the policy: only KV-cache vs full-forward rounding";
+  EXPECT_GT(mismatch["bf16"], 10 * mismatch["fp32"]) << "a bf16 sampler is measurably off the fp32 policy";
 }
 
 // ---- learning-rate schedule ---------------------------------------------------------------
