@@ -70,7 +70,8 @@ PORT=$(cat "$WORK/daemon.port")
 echo "  daemon on 127.0.0.1:$PORT; tiny policy in $WORK/tiny"
 
 # The untrained policy earns reward 0 everywhere, so the zero-advantage guard would skip every
-# update; it is turned off here so that the update's time is measured.
+# update; it is turned off here so that the update's time is measured. KL is turned on (the demo
+# has kl_coef 0) so that the reference forward runs and step 1's KL can be checked.
 run_grpo() {  # name device precision steps threads
   local name=$1 device=$2 prec=$3 steps=$4 threads=$5
   local t0=$(date +%s.%N)
@@ -78,7 +79,7 @@ run_grpo() {  # name device precision steps threads
       --set "device=$device" --set "precision=$prec" --set "steps=$steps" --set "threads=$threads" \
       --set "retriever=http://127.0.0.1:$PORT/retrieve" --set "model=$WORK/tiny" \
       --set "train_data=$WORK/world/train.jsonl" --set "out_dir=$WORK/$name" \
-      --set update.skip_zero_advantage=false >"$WORK/$name.log" 2>&1); then
+      --set update.skip_zero_advantage=false --set loss.kl_coef=0.001 >"$WORK/$name.log" 2>&1); then
     fail "grpo_train $name"
     tail -20 "$WORK/$name.log"
     return
@@ -90,7 +91,8 @@ print(f"  {sys.argv[2]}: {len(rows)} steps, {float(sys.argv[3]):.1f} s with star
 print("    step  rollout_s  update_s   tok/s  reward      kl  grad_norm  skipped")
 for r in rows:
     print(f"    {r['step']:4d}  {r['time/rollout_s']:9.2f}  {r['time/update_s']:8.2f}  {r['rollout/tokens_per_s']:6.0f}"
-          f"  {r['reward/mean']:6.3f}  {r['loss/kl']:6.4f}  {r['grad_norm']:9.3g}  {int(r['update/skipped_zero_adv'])}")
+          f"  {r['reward/mean']:6.3f}  {r.get('loss/kl', float('nan')):6.4f}  {r.get('grad_norm', float('nan')):9.3g}"
+          f"  {int(r['update/skipped_zero_adv'])}")
 PY
 }
 

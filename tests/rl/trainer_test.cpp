@@ -435,7 +435,22 @@ TEST(SftTrainProgram, BadConfigIsNamedBeforeAnyWork) {
   EXPECT_NE(r.output.find("corpus: required when source = corpus"), std::string::npos) << r.output;
   r = testing::run_command(base + " --set sft.epochs=0");
   EXPECT_EQ(r.rc, 2);
-  EXPECT_NE(r.output.find("demo_sft.json:20: sft: sft.epochs: expected >= 1, got 0"), std::string::npos) << r.output;
+  // Named with the file and the line of the "sft" section (found here, so that edits of the
+  // demo config elsewhere do not break the test).
+  int sft_line = 0;
+  {
+    std::ifstream cfg(std::string(STRATA_SOURCE_DIR) + "/configs/demo_sft.json");
+    std::string text;
+    for (int n = 1; std::getline(cfg, text); ++n)
+      if (text.find("\"sft\":") != std::string::npos) {
+        sft_line = n;
+        break;
+      }
+  }
+  ASSERT_GT(sft_line, 0) << "configs/demo_sft.json has no \"sft\" section";
+  EXPECT_NE(r.output.find("demo_sft.json:" + std::to_string(sft_line) + ": sft: sft.epochs: expected >= 1, got 0"),
+            std::string::npos)
+      << r.output;
   r = testing::run_command(base + " --set model=/nonexistent/strata");
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.output.find("model: /nonexistent/strata/config.json not found"), std::string::npos) << r.output;
