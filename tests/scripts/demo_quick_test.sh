@@ -35,6 +35,9 @@ check "TensorBoard events" bash -c "ls '$R/grpo/tb'/events.out.tfevents.* >/dev/
 check "rollouts files" test -s "$R/grpo/rollouts/step_000002.pb"
 check "evaluation after RL" test -s "$R/eval_after/summary.json"
 check "before/after table" grep -q "^ *all " "$R/before_after.txt"
+for key in "warm start" "training logs" "rollouts" "checkpoints" "evaluations" "plots"; do
+  check "closing block names '$key' once" test "$(grep -c "^  $key  " "$log")" -eq 1
+done
 check "daemon stopped on exit" bash -c "! pgrep -f '[r]etrieval_server --index $R/index' >/dev/null"
 if python3 -c "import matplotlib" 2>/dev/null; then
   check "reward plot" test -s "$R/reward.png"
