@@ -12,6 +12,7 @@
 #include "agent/checkpoint.h"
 #include "agent/gguf.h"
 #include "agent/gguf_tokenizer.h"
+#include "agent/model.h"
 #include "agent/model_config.h"
 #include "agent/safetensors.h"
 #include "core/error.h"
@@ -97,22 +98,13 @@ double meta_num_or(const GgufFile& f, const std::string& key, double dflt) {
   return v->as_double();
 }
 
-// Llama-3 rotary scaling factors (divisors of each inverse frequency), as transformers computes.
+// Llama-3 rotary scaling as GGUF stores it: the divisor of each inverse frequency (the model's
+// unscaled frequencies over its scaled ones).
 std::vector<double> llama3_rope_factors(const ModelConfig& c) {
-  std::vector<double> out;
-  const double lf = c.rope_scaling.low_freq_factor, hf = c.rope_scaling.high_freq_factor;
-  const double old_ctx = static_cast<double>(c.rope_scaling.original_max_position_embeddings);
-  for (int64_t i = 0; i < c.head_dim; i += 2) {
-    const double inv = 1.0 / std::pow(c.rope_theta, static_cast<double>(i) / static_cast<double>(c.head_dim));
-    const double wl = 2 * M_PI / inv;
-    double scaled = wl > old_ctx / lf ? inv / c.rope_scaling.factor : inv;
-    if (wl >= old_ctx / hf && wl <= old_ctx / lf) {
-      const double s = (old_ctx / wl - lf) / (hf - lf);
-      scaled = (1 - s) * scaled / c.rope_scaling.factor + s * scaled;
-    }
-    out.push_back(inv / scaled);
-  }
-  return out;
+  ModelConfig plain = c;
+  plain.rope_scaling = RopeScaling{};
+  const torch::Tensor f = (rotary_inv_freq(plain) / rotary_inv_freq(c)).to(torch::kFloat64).contiguous();
+  return {f.data_ptr<double>(), f.data_ptr<double>() + f.numel()};
 }
 
 // A GGUF with a rope_freqs tensor stores Llama-3 scaling only as factors: find the llama3

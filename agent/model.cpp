@@ -150,22 +150,7 @@ Model::Model(ModelConfig config, const std::map<std::string, Tensor>& weights) :
                                                      << " (model_type " << c.model_type << ", "
                                                      << c.num_hidden_layers << " layers)");
   }
-  // Rotary inverse frequencies, computed in float32 as transformers does.
-  const int64_t D = c.head_dim;
-  Tensor inv = 1.0 / torch::pow(c.rope_theta, torch::arange(0, D, 2, torch::kInt64).to(torch::kFloat32) / D);
-  if (c.rope_scaling.type == "llama3") {
-    const double factor = c.rope_scaling.factor, lf = c.rope_scaling.low_freq_factor,
-                 hf = c.rope_scaling.high_freq_factor;
-    const double old_ctx = static_cast<double>(c.rope_scaling.original_max_position_embeddings);
-    const double low_wl = old_ctx / lf, high_wl = old_ctx / hf;
-    Tensor wavelen = 2 * M_PI / inv;
-    Tensor scaled = torch::where(wavelen > low_wl, inv / factor, inv);
-    Tensor smooth = (old_ctx / wavelen - lf) / (hf - lf);
-    Tensor smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
-    Tensor medium = (wavelen >= high_wl).logical_and(wavelen <= low_wl);
-    inv = torch::where(medium, smoothed, scaled);
-  }
-  inv_freq_ = inv.to(embed_.device());
+  inv_freq_ = rotary_inv_freq(c).to(embed_.device());
 }
 
 std::map<std::string, Tensor> Model::named_parameters() const {
@@ -354,6 +339,25 @@ Tensor Model::forward_cached(const Tensor& input_ids, KVCache& cache, const std:
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l)
     x = block(layers_[static_cast<size_t>(l)], x, cos, sin, mask, &cache, l, slot_idx, pos, kv_len, slot_first);
   return rms_norm(x, norm_, config_.rms_norm_eps);
+}
+
+Tensor rotary_inv_freq(const ModelConfig& c) {
+  // Computed in float32 as transformers does.
+  const int64_t D = c.head_dim;
+  Tensor inv = 1.0 / torch::pow(c.rope_theta, torch::arange(0, D, 2, torch::kInt64).to(torch::kFloat32) / D);
+  if (c.rope_scaling.type == "llama3") {
+    const double factor = c.rope_scaling.factor, lf = c.rope_scaling.low_freq_factor,
+                 hf = c.rope_scaling.high_freq_factor;
+    const double old_ctx = static_cast<double>(c.rope_scaling.original_max_position_embeddings);
+    const double low_wl = old_ctx / lf, high_wl = old_ctx / hf;
+    Tensor wavelen = 2 * M_PI / inv;
+    Tensor scaled = torch::where(wavelen > low_wl, inv / factor, inv);
+    Tensor smooth = (old_ctx / wavelen - lf) / (hf - lf);
+    Tensor smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+    Tensor medium = (wavelen >= high_wl).logical_and(wavelen <= low_wl);
+    inv = torch::where(medium, smoothed, scaled);
+  }
+  return inv;
 }
 
 Model init_random_model(const ModelConfig& config, uint64_t seed) {

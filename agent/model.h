@@ -96,4 +96,8 @@ class Model {
 // deterministic for a seed. Weights are float32 on CPU.
 Model init_random_model(const ModelConfig& config, uint64_t seed);
 
+// Rotary inverse frequencies [head_dim / 2] (float32, CPU) with the config's scaling applied
+// (none or llama3); what the model rotates queries and keys by.
+torch::Tensor rotary_inv_freq(const ModelConfig& config);
+
 }  // namespace strata::agent
