@@ -92,4 +92,4 @@ SECS=$(( $(date +%s) - T0 ))
 
 echo "== results"
 "$PY" "$ROOT/scripts/experiments/summarize.py" --out "$OUT" --results "$RESULTS" --seconds "$SECS" \
-  --command "SEEDS=\"$SEEDS\" ${STEPS:+STEPS=$STEPS }LIMIT=$LIMIT JOBS=$JOBS THREADS=$THREADS DEVICE=$DEVICE scripts/experiments/san_vs_grpo.sh"
+  ${MACHINE:+--machine "$MACHINE"} --command "SEEDS=\"$SEEDS\" ${STEPS:+STEPS=$STEPS }LIMIT=$LIMIT JOBS=$JOBS THREADS=$THREADS DEVICE=$DEVICE scripts/experiments/san_vs_grpo.sh"
