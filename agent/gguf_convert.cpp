@@ -10,8 +10,8 @@
 #include <sstream>
 
 #include "agent/checkpoint.h"
-#include "agent/gguf.h"
-#include "agent/gguf_tokenizer.h"
+#include "agent/gguf/gguf.h"
+#include "agent/gguf/gguf_tokenizer.h"
 #include "agent/model.h"
 #include "agent/model_config.h"
 #include "agent/safetensors.h"

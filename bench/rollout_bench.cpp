@@ -7,11 +7,11 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "agent/bpe_trainer.h"
+#include "agent/tokenizer/bpe_trainer.h"
 #include "agent/model.h"
 #include "core/cli.h"
 #include "data/qa.h"
-#include "env/world.h"
+#include "env/world/world.h"
 #include "retrieval/bm25_builder.h"
 #include "retrieval/bm25_index.h"
 #include "retrieval/server.h"

@@ -17,7 +17,9 @@ endfunction()
 function(strata_add_library name)
   cmake_parse_arguments(A "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
   add_library(${name} STATIC ${A_SOURCES})
-  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/src)
+  # One include root, the repository: every include is written from it ("core/error.h",
+  # "env/world/world.h"); scripts/check_layers.py checks that each one resolves there.
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
   target_link_libraries(${name} PUBLIC ${A_DEPS} PRIVATE ${A_PRIVATE_DEPS})
   strata_target_warnings(${name})
 endfunction()

@@ -7,7 +7,7 @@
 #include <mutex>
 #include <optional>
 
-#include "agent/chat_template.h"
+#include "agent/tokenizer/chat_template.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"

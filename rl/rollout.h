@@ -19,7 +19,7 @@
 
 #include "agent/generation.h"
 #include "agent/model.h"
-#include "agent/tokenizer.h"
+#include "agent/tokenizer/tokenizer.h"
 #include "data/qa.h"
 #include "env/rollout_file.h"
 #include "env/search_env.h"

@@ -17,7 +17,7 @@
 #include "agent/checkpoint.h"
 #include "agent/model_config.h"
 #include "agent/runtime.h"
-#include "agent/tokenizer.h"
+#include "agent/tokenizer/tokenizer.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "agent/model.h"
-#include "agent/tokenizer.h"
+#include "agent/tokenizer/tokenizer.h"
 #include "data/qa.h"
 #include "env/search_env.h"
 #include "retrieval/client.h"

@@ -18,13 +18,13 @@
 #include <cstdio>
 #include <random>
 
-#include "../test_util.h"
+#include "tests/test_util.h"
 #include "agent/checkpoint.h"
 #include "agent/generation.h"
 #include "agent/gguf_convert.h"
 #include "agent/model.h"
 #include "agent/safetensors.h"
-#include "agent/tokenizer.h"
+#include "agent/tokenizer/tokenizer.h"
 
 namespace strata::agent {
 namespace {

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "../test_util.h"
+#include "tests/test_util.h"
 #include "agent/checkpoint.h"
 #include "agent/generation.h"
 #include "agent/logprobs.h"

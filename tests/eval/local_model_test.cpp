@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "env/world.h"
+#include "env/world/world.h"
 #include "tests/eval/eval_test_util.h"
 #include "tests/loopback_daemon.h"
 #include "tests/test_util.h"

@@ -8,11 +8,11 @@
 #include <memory>
 #include <set>
 
-#include "agent/bpe_trainer.h"
+#include "agent/tokenizer/bpe_trainer.h"
 #include "agent/model.h"
 #include "core/error.h"
 #include "data/qa.h"
-#include "env/world.h"
+#include "env/world/world.h"
 #include "rl/warm_start.h"
 #include "tests/loopback_daemon.h"
 #include "tests/test_util.h"

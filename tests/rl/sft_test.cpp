@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "agent/bpe_trainer.h"
+#include "agent/tokenizer/bpe_trainer.h"
 #include "agent/logprobs.h"
 #include "core/error.h"
 #include "rl/rollout.h"

@@ -19,13 +19,13 @@
 #include <set>
 #include <thread>
 
-#include "agent/bpe_trainer.h"
+#include "agent/tokenizer/bpe_trainer.h"
 #include "agent/checkpoint.h"
 #include "agent/model.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "env/rollout_file.h"
-#include "env/world.h"
+#include "env/world/world.h"
 #include "tests/loopback_daemon.h"
 #include "tests/test_util.h"
 
