@@ -72,7 +72,15 @@ Model load_model(const std::string& dir, const LoadOptions& options) {
   auto weights = load_safetensors_dir(dir);
   for (auto& kv : weights) {
     // A view of the mapping when dtype and device already match; otherwise one converted copy.
-    if (kv.second.is_floating_point()) kv.second = kv.second.to(torch::Device(dev), dtype);
+    if (!kv.second.is_floating_point()) continue;
+    kv.second = kv.second.to(torch::Device(dev), dtype);
+    // A diverged or damaged checkpoint would otherwise load silently and fail much later (NaN
+    // log-probs in the first step, or a policy that only ever emits one token).
+    const int64_t bad = (~torch::isfinite(kv.second)).sum().item<int64_t>();
+    STRATA_CHECK(bad == 0, "cannot load model '" << dir << "': tensor '" << kv.first << "' has "
+                                                 << bad << " non-finite values (NaN or Inf) of "
+                                                 << kv.second.numel()
+                                                 << " (a diverged or damaged checkpoint)");
   }
   try {
     return Model(config, weights);

@@ -6,6 +6,7 @@ find_package(nlohmann_json 3.10 REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Boost 1.74 REQUIRED)           # Asio and Beast are header-only
 find_package(CURL REQUIRED)
+find_package(ZLIB REQUIRED)                # CRC-32 of index files (zlib's is table-free and fast)
 find_package(Protobuf REQUIRED)
 find_package(ICU REQUIRED COMPONENTS uc i18n)
 find_package(PkgConfig REQUIRED)

@@ -8,8 +8,6 @@ namespace strata::data {
 
 using nlohmann::json;
 
-std::string Passage::contents() const { return "\"" + title + "\"\n" + text; }
-
 void split_contents(const std::string& contents, std::string& title, std::string& text) {
   const auto nl = contents.find('\n');
   if (nl == std::string::npos) {
@@ -56,7 +54,8 @@ bool CorpusReader::next(Passage& out) {
     STRATA_CHECK(!out.id.empty(), where << ": \"id\" is empty");
     if (auto c = j.find("contents"); c != j.end()) {
       STRATA_CHECK(c->is_string(), where << ": \"contents\" must be a string");
-      split_contents(c->get<std::string>(), out.title, out.text);
+      out.contents = c->get<std::string>();
+      split_contents(out.contents, out.title, out.text);
     } else {
       auto t = j.find("text");
       STRATA_CHECK(t != j.end(),
@@ -68,6 +67,7 @@ bool CorpusReader::next(Passage& out) {
         STRATA_CHECK(ti->is_string(), where << ": \"title\" must be a string");
         out.title = ti->get<std::string>();
       }
+      out.contents = "\"" + out.title + "\"\n" + out.text;
     }
     return true;
   }

@@ -17,8 +17,10 @@ struct Passage {
   std::string id;
   std::string title;     // without the surrounding quotes
   std::string text;      // the body, without the title line
-  // Search-R1's `contents` form: "\"Title\"\ntext". This is what retrieval returns.
-  std::string contents() const;
+  // Search-R1's `contents` form, "\"Title\"\ntext", which is what retrieval returns: the
+  // record's `contents` byte for byte (some first lines lack the quotes), or made from its
+  // `title` and `text`.
+  std::string contents;
 };
 
 // Splits Search-R1 `contents` into title and body: the first line is the title, with one pair of

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "env/answer_match.h"
+#include "retrieval/protocol.h"
 
 namespace strata::env {
 
@@ -13,7 +14,8 @@ void SearchEnvOptions::validate() const {
                "env.max_response_tokens (" << max_response_tokens
                                            << ") must be at least env.max_turn_tokens ("
                                            << max_turn_tokens << ")");
-  STRATA_CHECK(topk >= 1 && topk <= 100, "env.topk: expected 1..100, got " << topk);
+  STRATA_CHECK(topk >= 1 && topk <= retrieval::kMaxTopk,
+               "env.topk: expected 1.." << retrieval::kMaxTopk << ", got " << topk);
   STRATA_CHECK(prompt_template.find("{question}") != std::string::npos,
                "env.prompt_template must contain the placeholder {question}");
   reward.validate();

@@ -26,6 +26,7 @@
 
 #include "data/qa.h"
 #include "env/reward.h"
+#include "retrieval/protocol.h"
 
 namespace strata::env {
 
@@ -34,7 +35,7 @@ struct SearchEnvOptions {
   int max_turn_tokens = 500;    // new tokens per turn (the engine's max_new_tokens)
   int max_obs_tokens = 500;     // retrieved text per observation is cut to this many tokens
   int max_response_tokens = 4096;  // policy + observation tokens per trajectory
-  int topk = 3;                 // documents per search
+  int topk = retrieval::kDefaultTopk;  // documents per search (Search-R1's 3)
   // The instruction; {question} is replaced by the question. Our wording of Search-R1's.
   std::string prompt_template =
       "Answer the question below. Think step by step inside <think> and </think> whenever you "

@@ -13,9 +13,12 @@
 #include <thread>
 #include <vector>
 
+#include <zlib.h>
+
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "data/corpus.h"
 #include "retrieval/bm25_format.h"
 #include "retrieval/impl/codec.h"
 
@@ -58,6 +61,9 @@ class Writer {
     while (size_ % align != 0) write(zeros, 1);
   }
   uint64_t size() const { return size_; }
+  // CRC-32 (zlib's) of every byte written so far; final once close() has returned.
+  uint32_t crc() const { return crc_; }
+  const std::string& path() const { return path_; }
   void close() {
     flush_buffer();
     const bool ok = std::fclose(f_) == 0;
@@ -74,11 +80,13 @@ class Writer {
     if (n == 0) return;
     STRATA_CHECK(std::fwrite(p, 1, n, f_) == n,
                  "cannot write index file " << path_ << " (disk full?)");
+    crc_ = static_cast<uint32_t>(crc32_z(crc_, static_cast<const Bytef*>(p), n));
   }
   std::string path_;
   FILE* f_ = nullptr;
   std::string buf_;
   uint64_t size_ = 0;
+  uint32_t crc_ = 0;
 };
 
 // Sequential reader of a sorted run, from memory or from a file.
@@ -226,6 +234,53 @@ struct IndexBuilder::Impl {
   // Document store, written as documents arrive.
   std::unique_ptr<Writer> docs;
   std::vector<uint64_t> doc_offsets;
+  // A 64-bit hash of each passage id, to refuse duplicate ids at finish() (8 bytes a passage
+  // rather than the ids themselves; equal hashes are confirmed against the stored ids).
+  std::vector<uint64_t> id_hashes;
+  // Size and CRC-32 of each finished file, for the manifest (checked when the index is opened).
+  nlohmann::json files = nlohmann::json::object();
+
+  void checksum(const Writer& w, const char* name) {
+    char hex[9];
+    std::snprintf(hex, sizeof(hex), "%08x", w.crc());
+    files[name] = {{"bytes", w.size()}, {"crc32", hex}};
+  }
+
+  // The id of stored document `d`, read back from the closed docs.bin.
+  std::string stored_id(uint64_t d) const {
+    const std::string path = (fs::path(dir) / format::kDocs).string();
+    std::ifstream in(path, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(doc_offsets[d]));
+    uint32_t len = 0;
+    in.read(reinterpret_cast<char*>(&len), sizeof(len));
+    std::string id(len, '\0');
+    in.read(id.data(), len);
+    STRATA_CHECK(in.good(), "cannot read back document " << d << " from " << path);
+    return id;
+  }
+
+  // Throws naming the id when two passages share one.
+  void check_unique_ids() const {
+    std::vector<std::pair<uint64_t, uint32_t>> order(id_hashes.size());
+    for (size_t d = 0; d < id_hashes.size(); ++d) order[d] = {id_hashes[d], static_cast<uint32_t>(d)};
+    std::sort(order.begin(), order.end());
+    for (size_t i = 1; i < order.size(); ++i) {
+      if (order[i].first != order[i - 1].first) continue;
+      // Equal hashes: compare every pair in the run of equal hashes.
+      size_t j = i;
+      while (j + 1 < order.size() && order[j + 1].first == order[i].first) ++j;
+      for (size_t x = i - 1; x <= j; ++x) {
+        const std::string a = stored_id(order[x].second);
+        for (size_t y = x + 1; y <= j; ++y)
+          STRATA_CHECK(a != stored_id(order[y].second),
+                       "passage id \"" << a << "\" appears more than once (passages "
+                                       << order[x].second + 1 << " and " << order[y].second + 1
+                                       << " of the corpus): ids must be unique, since the index "
+                                          "returns documents by id");
+      }
+      i = j;
+    }
+  }
 
   // Inversion state.
   TermTable terms;
@@ -408,6 +463,7 @@ struct IndexBuilder::Impl {
     STRATA_CHECK(!finished, "IndexBuilder::add after finish()");
     STRATA_CHECK(doc_offsets.size() < 0xFFFFFFF0u, "too many documents for one index");
     doc_offsets.push_back(docs->size());
+    id_hashes.push_back(std::hash<std::string_view>{}(id));
     const uint32_t id_len = static_cast<uint32_t>(id.size());
     docs->put(id_len);
     docs->write(id);
@@ -479,22 +535,27 @@ struct IndexBuilder::Impl {
     if (progress) progress->finish();
     spill(true);
     const uint64_t n = doc_lens.size();
+    STRATA_CHECK(n > 0, "the corpus has no passages: an index needs at least one");
     const double avgdl = n > 0 ? static_cast<double>(total_len) / static_cast<double>(n) : 0.0;
 
     // Document store: finish docs.bin, write docs.idx and doclens.bin.
     doc_offsets.push_back(docs->size());
     docs->close();
+    checksum(*docs, format::kDocs);
+    check_unique_ids();
     {
       Writer w((fs::path(dir) / format::kDocIndex).string());
       write_header(w, format::FileKind::kDocIndex);
       w.write(doc_offsets.data(), doc_offsets.size() * sizeof(uint64_t));
       w.close();
+      checksum(w, format::kDocIndex);
     }
     {
       Writer w((fs::path(dir) / format::kDocLens).string());
       write_header(w, format::FileKind::kDocLens);
       w.write(doc_lens.data(), doc_lens.size() * sizeof(uint32_t));
       w.close();
+      checksum(w, format::kDocLens);
     }
 
     // Merge the runs term by term into postings.bin.
@@ -542,6 +603,7 @@ struct IndexBuilder::Impl {
     const char zeros[format::kPostingsPadding] = {};
     post.write(zeros, sizeof(zeros));
     post.close();
+    checksum(post, format::kPostings);
     runs.clear();
     std::error_code ec;
     for (const auto& p : run_paths) fs::remove(p, ec);
@@ -567,6 +629,8 @@ struct IndexBuilder::Impl {
       }
       strs.close();
       recs.close();
+      checksum(strs, format::kTermStrings);
+      checksum(recs, format::kTerms);
     }
 
     nlohmann::json m;
@@ -581,6 +645,7 @@ struct IndexBuilder::Impl {
     m["avg_doc_len"] = avgdl;
     m["block_size"] = format::kBlockSize;
     m["analyzer"] = {{"stemmer", opt.analyzer.stemmer}, {"stop_words", opt.analyzer.stop_words}};
+    m["files"] = files;
     {
       Writer w((fs::path(dir) / format::kManifest).string());
       w.write(m.dump(2) + "\n");
@@ -610,52 +675,11 @@ BuildStats IndexBuilder::finish() { return impl_->finish(); }
 BuildStats build_index(const std::string& corpus_path, const std::string& out_dir,
                        const BuildOptions& options) {
   validate(options);
-  // The records of data/corpus.h, read here rather than through data::CorpusReader so that a
-  // Search-R1 `contents` string is stored byte for byte (CorpusReader splits off the title and
-  // would add quotes that some passages' first lines do not have).
-  std::ifstream in(corpus_path, std::ios::binary);
-  STRATA_CHECK(in.good(), "cannot open corpus file " << corpus_path);
+  data::CorpusReader reader(corpus_path);
   IndexBuilder builder(out_dir, options);
-  std::string line, id, contents;
-  size_t lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      STRATA_FAIL(corpus_path << ":" << lineno << ": invalid JSON: " << e.what());
-    }
-    STRATA_CHECK(j.is_object(), corpus_path << ":" << lineno << ": expected a JSON object");
-    auto jid = j.find("id");
-    STRATA_CHECK(jid != j.end(), corpus_path << ":" << lineno << ": missing \"id\"");
-    if (jid->is_string()) {
-      id = jid->get<std::string>();
-    } else {
-      STRATA_CHECK(jid->is_number_integer(),
-                   corpus_path << ":" << lineno << ": \"id\" must be a string or an integer");
-      id = std::to_string(jid->get<int64_t>());
-    }
-    STRATA_CHECK(!id.empty(), corpus_path << ":" << lineno << ": \"id\" is empty");
-    if (auto c = j.find("contents"); c != j.end()) {
-      STRATA_CHECK(c->is_string(), corpus_path << ":" << lineno << ": \"contents\" must be a string");
-      contents = c->get<std::string>();
-    } else {
-      auto t = j.find("text");
-      STRATA_CHECK(t != j.end() && t->is_string(),
-                   corpus_path << ":" << lineno
-                               << ": a passage needs a string \"contents\", or \"title\" and \"text\"");
-      std::string title;
-      if (auto ti = j.find("title"); ti != j.end()) {
-        STRATA_CHECK(ti->is_string(), corpus_path << ":" << lineno << ": \"title\" must be a string");
-        title = ti->get<std::string>();
-      }
-      contents = "\"" + title + "\"\n" + t->get<std::string>();
-    }
-    builder.add(id, contents);
-  }
+  data::Passage p;
+  while (reader.next(p)) builder.add(p.id, p.contents);
+  STRATA_CHECK(builder.num_added() > 0, "corpus " << corpus_path << " has no passages");
   return builder.finish();
 }
 

@@ -1,15 +1,14 @@
 #include "retrieval/bm25_index.h"
 
 #include <algorithm>
-#include <atomic>
-#include <exception>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
+
+#include <zlib.h>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "retrieval/bm25_format.h"
 #include "retrieval/bm25_search.h"
 #include "retrieval/impl/mapped_file.h"
@@ -84,11 +83,49 @@ struct Bm25Index::Impl {
                                << ": rebuild the index with build_index");
     STRATA_CHECK(h.kind == static_cast<uint32_t>(kind),
                  "index file " << path << " holds the wrong kind of data (" << h.kind << ")");
+    check_sum(f, name, kind == format::FileKind::kPostings || kind == format::FileKind::kDocs);
     return f.size() - sizeof(format::FileHeader);
   }
 
-  void open(const std::string& d) {
+  // Compares a mapped file with the size and CRC-32 the builder recorded in the manifest, before
+  // anything inside it is trusted: the size always, the checksum of the small files (dictionary,
+  // document lengths and offsets) always and of the large ones (postings, documents) with
+  // Verify::kFull. An index built before checksums existed opens with a warning (open()).
+  const nlohmann::json* sums = nullptr;  // the manifest's "files", when present
+  std::string manifest_path;
+  Bm25Index::Verify verify = Bm25Index::Verify::kFast;
+
+  void check_sum(const MappedFile& f, const char* name, bool large) const {
+    if (sums == nullptr) return;
+    auto it = sums->find(name);
+    STRATA_CHECK(it != sums->end() && it->is_object(),
+                 "index manifest " << manifest_path << " lacks files." << name);
+    uint64_t bytes = 0;
+    std::string crc;
+    try {
+      bytes = it->at("bytes").get<uint64_t>();
+      crc = it->at("crc32").get<std::string>();
+    } catch (const nlohmann::json::exception&) {
+      STRATA_FAIL("index manifest " << manifest_path << ": files." << name
+                                    << " needs \"bytes\" (a number) and \"crc32\" (a string)");
+    }
+    STRATA_CHECK(f.size() == bytes, "index file " << f.path() << " has " << f.size()
+                                                  << " bytes where the manifest says " << bytes
+                                                  << ": truncated or changed after the build; "
+                                                     "rebuild the index");
+    if (large && verify != Bm25Index::Verify::kFull) return;
+    uLong sum = crc32_z(0L, Z_NULL, 0);
+    sum = crc32_z(sum, reinterpret_cast<const Bytef*>(f.data()), f.size());
+    char hex[9];
+    std::snprintf(hex, sizeof(hex), "%08x", static_cast<unsigned>(sum));
+    STRATA_CHECK(crc == hex, "index file " << f.path() << " fails its checksum (CRC-32 " << hex
+                                           << ", the manifest says " << crc
+                                           << "): the file is damaged; rebuild the index");
+  }
+
+  void open(const std::string& d, Bm25Index::Verify how) {
     dir = d;
+    verify = how;
     STRATA_CHECK(fs::is_directory(dir), "index directory " << dir << " does not exist");
     const std::string mpath = file(format::kManifest);
     std::ifstream in(mpath);
@@ -122,7 +159,21 @@ struct Bm25Index::Impl {
                  "index manifest " << mpath << " lacks \"analyzer\"");
     analyzer.stemmer = manifest_field<std::string>(*an, "stemmer", mpath);
     analyzer.stop_words = manifest_field<bool>(*an, "stop_words", mpath);
+    try {
+      Analyzer check(analyzer);  // an unknown stemmer fails here, not at every query
+    } catch (const Error& e) {
+      STRATA_FAIL("index manifest " << mpath << ": " << e.what());
+    }
     STRATA_CHECK(n < 0xFFFFFFFFu, "index manifest " << mpath << ": num_docs too large");
+    manifest_path = mpath;
+    if (auto files = m.find("files"); files != m.end()) {
+      STRATA_CHECK(files->is_object(), "index manifest " << mpath << ": \"files\" must be an object");
+      sums = &*files;
+    } else {
+      STRATA_LOG_WARN("index {} has no checksums (built by an older strata), so damage cannot be "
+                      "detected; rebuild it with build_index to have it checked at open",
+                      dir);
+    }
 
     const size_t hdr = sizeof(format::FileHeader);
     size_t bytes = map(terms, format::kTerms, format::FileKind::kTerms);
@@ -167,6 +218,7 @@ struct Bm25Index::Impl {
     view.size = postings.size();
     view.norms = norms.data();
     view.num_docs = static_cast<uint32_t>(n);
+    sums = nullptr;  // pointed into the manifest, a local of this function
   }
 
   std::string_view term(uint64_t t) const {
@@ -208,8 +260,8 @@ struct Bm25Index::Impl {
   }
 };
 
-Bm25Index::Bm25Index(const std::string& dir) : impl_(std::make_unique<Impl>()) {
-  impl_->open(dir);
+Bm25Index::Bm25Index(const std::string& dir, Verify verify) : impl_(std::make_unique<Impl>()) {
+  impl_->open(dir, verify);
 }
 
 Bm25Index::~Bm25Index() = default;
@@ -226,38 +278,6 @@ std::vector<Hit> Bm25Index::search_exhaustive(std::string_view query, int k) con
   ThreadState& ts = thread_state();
   const std::vector<QueryTerm> terms = impl_->prepare(query, ts);
   return top_k_exhaustive(impl_->view, terms, k, ts.scratch);
-}
-
-std::vector<std::vector<Hit>> Bm25Index::search_batch(const std::vector<std::string>& queries,
-                                                      int k, int threads) const {
-  STRATA_CHECK(k >= 0, "top-k must be >= 0, got " << k);
-  STRATA_CHECK(threads >= 0, "threads must be >= 0 (0 = all cores), got " << threads);
-  std::vector<std::vector<Hit>> results(queries.size());
-  size_t workers = threads > 0 ? static_cast<size_t>(threads)
-                               : std::max(1u, std::thread::hardware_concurrency());
-  workers = std::min(workers, queries.size());
-  if (workers <= 1) {
-    for (size_t i = 0; i < queries.size(); ++i) results[i] = search(queries[i], k);
-    return results;
-  }
-  std::atomic<size_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mu;
-  auto work = [&] {
-    try {
-      for (size_t i; (i = next.fetch_add(1)) < queries.size();) results[i] = search(queries[i], k);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mu);
-      if (!error) error = std::current_exception();
-      next = queries.size();
-    }
-  };
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < workers; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
-  return results;
 }
 
 DocumentView Bm25Index::document(uint32_t doc) const {

@@ -19,14 +19,18 @@ namespace strata::retrieval {
 
 class Bm25Index final : public Searcher {
  public:
-  // Throws strata::Error naming the file when one is missing, truncated, corrupt or of another
-  // format version.
-  explicit Bm25Index(const std::string& dir);
+  // How much of the index is checked against the manifest's sizes and CRC-32s at open.
+  enum class Verify {
+    kFast,  // every file's size, and the checksums of the small files (dictionary, document
+            // lengths and offsets): milliseconds per million documents
+    kFull,  // also the checksums of postings.bin and docs.bin (reads the whole index once)
+  };
+  // Throws strata::Error naming the file when one is missing, truncated, damaged (checksum) or of
+  // another format version, or when the manifest names an unknown stemmer.
+  explicit Bm25Index(const std::string& dir, Verify verify = Verify::kFast);
   ~Bm25Index() override;
 
   std::vector<Hit> search(std::string_view query, int k) const override;
-  std::vector<std::vector<Hit>> search_batch(const std::vector<std::string>& queries, int k,
-                                             int threads) const override;
   DocumentView document(uint32_t doc) const override;
   uint32_t num_docs() const override;
 

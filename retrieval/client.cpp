@@ -268,14 +268,20 @@ void RetrievalClient::Impl::finish_attempt(CURL* easy, CURLcode rc) {
       return complete(std::move(job), std::move(result));
     }
     job->last_error = "bad response from " + opts.url + ": " + why;
-  } else if (status >= 500) {
+  } else if (status >= 500 || status == 408 || status == 429) {
+    // Server trouble, a request the server timed out (408) or asked to slow down (429).
     job->last_error = "HTTP " + std::to_string(status) + ": " + error_message_from_body(job->response);
     retryable = true;
   } else {
     job->last_error = "HTTP " + std::to_string(status) + ": " + error_message_from_body(job->response);
   }
   if (retryable && job->attempts < opts.max_attempts) {
-    const int wait = backoff_ms(job->attempts);
+    int wait = backoff_ms(job->attempts);
+    // An overloaded server's Retry-After (503, 429) lengthens the wait, up to backoff_max_ms.
+    curl_off_t retry_after_s = 0;
+    if ((status == 503 || status == 429) &&
+        curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &retry_after_s) == CURLE_OK && retry_after_s > 0)
+      wait = std::max(wait, static_cast<int>(std::min<curl_off_t>(retry_after_s * 1000, opts.backoff_max_ms)));
     STRATA_LOG_DEBUG("retrieval attempt {} failed ({}); retrying in {} ms", job->attempts,
                      job->last_error, wait);
     job->next_attempt = Clock::now() + std::chrono::milliseconds(wait);

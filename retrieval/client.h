@@ -2,7 +2,8 @@
 //
 // One worker thread drives a curl multi handle: many requests are in flight at once over a pool
 // of reused keep-alive connections. Each request has a per-attempt timeout and is retried with
-// exponential backoff and jitter on connection errors, timeouts and 5xx answers (never on 4xx).
+// exponential backoff and jitter on connection errors, timeouts, 5xx, 408 and 429 answers (never on
+// other 4xx); a 503's or 429's Retry-After lengthens the wait, up to backoff_max_ms.
 // A request that still fails returns an error value (ok = false); nothing throws to the caller.
 //
 //   ClientOptions opts;

@@ -17,10 +17,16 @@
 
 namespace strata::retrieval {
 
-// Limits the server applies to one /retrieve body (copied from ServerOptions).
+// Search-R1's default number of documents per query, and the largest topk strata's daemon
+// accepts by default: the one home of both (the server's limits and the search environment's
+// `env.topk` check use them).
+constexpr int kDefaultTopk = 3;
+constexpr int kMaxTopk = 100;
+
+// Limits the server applies to one /retrieve body (part of ServerOptions).
 struct RequestLimits {
-  int default_topk = 3;              // topk when the request has none
-  int max_topk = 100;                // largest topk accepted
+  int default_topk = kDefaultTopk;   // topk when the request has none
+  int max_topk = kMaxTopk;           // largest topk accepted
   int max_queries = 256;             // most queries in one request
   size_t max_query_bytes = 4096;     // longest single query, in bytes
 };

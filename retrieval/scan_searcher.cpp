@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <thread>
 
 #include "core/error.h"
 #include "data/corpus.h"
@@ -18,7 +17,7 @@ ScanSearcher ScanSearcher::from_jsonl(const std::string& path) {
   data::CorpusReader reader(path);
   data::Passage p;
   std::vector<Passage> passages;
-  while (reader.next(p)) passages.push_back({p.id, p.contents()});
+  while (reader.next(p)) passages.push_back({p.id, p.contents});
   STRATA_CHECK(!passages.empty(), "corpus " << path << " holds no passages");
   return ScanSearcher(std::move(passages));
 }
@@ -58,25 +57,6 @@ std::vector<Hit> ScanSearcher::search(std::string_view query, int k) const {
   std::partial_sort(hits.begin(), hits.begin() + keep, hits.end(), better);
   hits.resize(keep);
   return hits;
-}
-
-std::vector<std::vector<Hit>> ScanSearcher::search_batch(const std::vector<std::string>& queries,
-                                                         int k, int threads) const {
-  std::vector<std::vector<Hit>> out(queries.size());
-  size_t n = threads > 0 ? static_cast<size_t>(threads)
-                         : std::max(1u, std::thread::hardware_concurrency());
-  n = std::min(n, queries.size());
-  if (n <= 1) {
-    for (size_t i = 0; i < queries.size(); ++i) out[i] = search(queries[i], k);
-    return out;
-  }
-  std::vector<std::thread> pool;
-  for (size_t t = 0; t < n; ++t)
-    pool.emplace_back([&, t] {
-      for (size_t i = t; i < queries.size(); i += n) out[i] = search(queries[i], k);
-    });
-  for (auto& th : pool) th.join();
-  return out;
 }
 
 DocumentView ScanSearcher::document(uint32_t doc) const {

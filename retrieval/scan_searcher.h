@@ -24,8 +24,6 @@ class ScanSearcher : public Searcher {
   static ScanSearcher from_jsonl(const std::string& path);
 
   std::vector<Hit> search(std::string_view query, int k) const override;
-  std::vector<std::vector<Hit>> search_batch(const std::vector<std::string>& queries, int k,
-                                             int threads) const override;
   DocumentView document(uint32_t doc) const override;
   uint32_t num_docs() const override { return static_cast<uint32_t>(passages_.size()); }
 

@@ -29,9 +29,11 @@ class Searcher {
   // Top-k hits for one query, best first; ties broken by smaller doc number. Fewer than k hits
   // when fewer documents match; an empty or all-stop-word query returns no hits.
   virtual std::vector<Hit> search(std::string_view query, int k) const = 0;
-  // Queries evaluated in parallel over `threads` workers (0 = all cores); result i is query i.
-  virtual std::vector<std::vector<Hit>> search_batch(const std::vector<std::string>& queries, int k,
-                                                     int threads) const = 0;
+  // Queries evaluated in parallel over `threads` workers (0 = all cores) by calling search();
+  // result i is query i. The first exception a worker meets stops the others and is rethrown
+  // here, on the caller's thread. One implementation for every searcher (searcher.cpp).
+  std::vector<std::vector<Hit>> search_batch(const std::vector<std::string>& queries, int k,
+                                             int threads) const;
   virtual DocumentView document(uint32_t doc) const = 0;
   virtual uint32_t num_docs() const = 0;
 };

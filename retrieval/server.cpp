@@ -36,16 +36,19 @@ void validate(const ServerOptions& o) {
   STRATA_CHECK(o.io_threads >= 1, "io_threads must be >= 1, got " << o.io_threads);
   STRATA_CHECK(o.search_threads >= 0, "search_threads must be >= 0, got " << o.search_threads);
   STRATA_CHECK(o.batch_threads >= 0, "batch_threads must be >= 0, got " << o.batch_threads);
-  STRATA_CHECK(o.max_topk >= 1, "max_topk must be >= 1, got " << o.max_topk);
-  STRATA_CHECK(o.default_topk >= 1 && o.default_topk <= o.max_topk,
-               "topk (default) must be in 1.." << o.max_topk << ", got " << o.default_topk);
-  STRATA_CHECK(o.max_queries >= 1, "max_queries must be >= 1, got " << o.max_queries);
-  STRATA_CHECK(o.max_query_bytes >= 1, "max_query_bytes must be >= 1, got " << o.max_query_bytes);
+  const RequestLimits& l = o.limits;
+  STRATA_CHECK(l.max_topk >= 1, "max_topk must be >= 1, got " << l.max_topk);
+  STRATA_CHECK(l.default_topk >= 1 && l.default_topk <= l.max_topk,
+               "topk (default) must be in 1.." << l.max_topk << ", got " << l.default_topk);
+  STRATA_CHECK(l.max_queries >= 1, "max_queries must be >= 1, got " << l.max_queries);
+  STRATA_CHECK(l.max_query_bytes >= 1, "max_query_bytes must be >= 1, got " << l.max_query_bytes);
   STRATA_CHECK(o.max_body_bytes >= 16, "max_body_bytes must be >= 16, got " << o.max_body_bytes);
   STRATA_CHECK(o.max_header_bytes >= 256,
                "max_header_bytes must be >= 256, got " << o.max_header_bytes);
   STRATA_CHECK(o.max_pending_requests >= 1,
                "max_pending_requests must be >= 1, got " << o.max_pending_requests);
+  STRATA_CHECK(o.max_connections >= 1, "max_connections must be >= 1, got " << o.max_connections);
+  STRATA_CHECK(o.retry_after_s >= 0, "retry_after_s must be >= 0, got " << o.retry_after_s);
   STRATA_CHECK(o.read_timeout_ms >= 1, "read_timeout_ms must be >= 1, got " << o.read_timeout_ms);
   STRATA_CHECK(o.write_timeout_ms >= 1,
                "write_timeout_ms must be >= 1, got " << o.write_timeout_ms);
@@ -71,17 +74,16 @@ bool is_http_parse_error(const beast::error_code& ec) {
 }  // namespace
 
 struct RetrievalServer::Impl {
-  Impl(const Searcher& s, ServerOptions o) : searcher(s), opts(std::move(o)) {
-    limits.default_topk = opts.default_topk;
-    limits.max_topk = opts.max_topk;
-    limits.max_queries = opts.max_queries;
-    limits.max_query_bytes = opts.max_query_bytes;
-  }
+  Impl(const Searcher& s, ServerOptions o) : searcher(s), opts(std::move(o)) {}
 
   void do_accept();
-  void register_session(Session* s, const std::shared_ptr<Session>& sp) {
+  // Registers a new connection; false when max_connections are already open (the connection
+  // is then answered 503 and closed, and not counted).
+  bool register_session(Session* s, const std::shared_ptr<Session>& sp) {
     std::lock_guard<std::mutex> lock(sessions_mu);
+    if (sessions.size() >= static_cast<size_t>(opts.max_connections)) return false;
     sessions[s] = sp;
+    return true;
   }
   void unregister_session(Session* s) {
     std::lock_guard<std::mutex> lock(sessions_mu);
@@ -91,7 +93,6 @@ struct RetrievalServer::Impl {
 
   const Searcher& searcher;
   ServerOptions opts;
-  RequestLimits limits;
   ServerMetrics metrics;
   std::atomic<bool> stopping{false};
   std::atomic<int> pending_retrieve{0};
@@ -121,7 +122,10 @@ namespace {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(RetrievalServer::Impl& srv, tcp::socket socket)
-      : srv_(srv), stream_(std::move(socket)), delay_timer_(stream_.get_executor()) {
+      : srv_(srv),
+        stream_(std::move(socket)),
+        delay_timer_(stream_.get_executor()),
+        read_timer_(stream_.get_executor()) {
     srv_.metrics.connection_opened();
   }
   ~Session() {
@@ -142,6 +146,19 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   net::any_io_executor executor() { return stream_.get_executor(); }
 
+  // Answers a connection the server has no room for (max_connections) with 503 and closes it,
+  // without reading its request.
+  void reject() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->started_ = Clock::now();
+      self->begin_request();
+      self->keep_alive_ = false;
+      self->send_error(http::status::service_unavailable,
+                       "too many connections (" + std::to_string(self->srv_.opts.max_connections) +
+                           " open); retry later");
+    });
+  }
+
  private:
   enum class Phase { kReading, kBusy, kWriting, kClosing };
 
@@ -154,8 +171,16 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = true;
     label_ = "other";
     // One deadline covers headers and body; it also bounds how long an idle keep-alive
-    // connection is kept.
-    stream_.expires_after(std::chrono::milliseconds(srv_.opts.read_timeout_ms));
+    // connection is kept. It is a timer of our own rather than the stream's expiry (which closes
+    // the socket) so that a client stuck mid-request can still be told 408.
+    stream_.expires_never();
+    read_timed_out_ = false;
+    read_timer_.expires_after(std::chrono::milliseconds(srv_.opts.read_timeout_ms));
+    read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;  // cancelled: the request arrived, or the connection closed
+      self->read_timed_out_ = true;
+      self->stream_.cancel();
+    });
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
   }
@@ -191,17 +216,23 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_read_error(const beast::error_code& ec) {
+    read_timer_.cancel();
     const bool got_bytes = buffer_.size() > 0 || (parser_ && parser_->got_some());
+    if (read_timed_out_) {
+      read_timed_out_ = false;
+      if (!got_bytes || srv_.stopping.load()) return close_now();  // an idle keep-alive connection
+      srv_.metrics.count_error("read_timeout");
+      STRATA_LOG_DEBUG("answering 408 to a connection whose request was incomplete after {} ms",
+                       srv_.opts.read_timeout_ms);
+      started_ = Clock::now();
+      begin_request();
+      keep_alive_ = false;
+      return send_error(http::status::request_timeout,
+                        "the request was not received whole within " +
+                            std::to_string(srv_.opts.read_timeout_ms) + " ms");
+    }
     if (ec == http::error::end_of_stream || ec == net::error::operation_aborted) {
       return close_now();  // the client closed between requests, or the server is stopping
-    }
-    if (ec == beast::error::timeout) {
-      if (got_bytes) {
-        srv_.metrics.count_error("read_timeout");
-        STRATA_LOG_DEBUG("closing a connection that sent an incomplete request for {} ms",
-                         srv_.opts.read_timeout_ms);
-      }
-      return close_now();  // tcp_stream has already closed the socket
     }
     started_ = Clock::now();
     begin_request();
@@ -246,6 +277,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void handle_request() {
+    read_timer_.cancel();
     started_ = Clock::now();
     begin_request();
     phase_ = Phase::kBusy;
@@ -294,7 +326,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void handle_retrieve(const std::string& body) {
     RetrieveRequest req;
     RequestError err;
-    if (!parse_retrieve_request(body, srv_.limits, req, err)) {
+    if (!parse_retrieve_request(body, srv_.opts.limits, req, err)) {
       srv_.metrics.count_error(err.kind);
       return send_error(http::status::bad_request, err.message);
     }
@@ -364,6 +396,8 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.set(http::field::server, "strata-retrieval");
     res_.set(http::field::content_type, content_type);
     if (!allow_.empty()) res_.set(http::field::allow, allow_);
+    if (status == http::status::service_unavailable)
+      res_.set(http::field::retry_after, std::to_string(srv_.opts.retry_after_s));
     allow_.clear();
     res_.body() = std::move(body);
     res_.keep_alive(keep_alive_ && !srv_.stopping.load());
@@ -406,6 +440,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void close_now() {
     phase_ = Phase::kClosing;
+    read_timer_.cancel();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.socket().close(ec);
@@ -418,6 +453,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::response<http::empty_body>> continue_;
   http::response<http::string_body> res_;
   net::steady_timer delay_timer_;
+  net::steady_timer read_timer_;  // the deadline to receive a whole request
+  bool read_timed_out_ = false;
   Phase phase_ = Phase::kReading;
   bool keep_alive_ = true;
   bool counted_in_flight_ = false;
@@ -452,8 +489,12 @@ void RetrievalServer::Impl::do_accept() {
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto session = std::make_shared<Session>(*this, std::move(socket));
-    register_session(session.get(), session);
-    session->run();
+    if (register_session(session.get(), session)) {
+      session->run();
+    } else {
+      metrics.count_error("too_many_connections");
+      session->reject();
+    }
     do_accept();
   });
 }

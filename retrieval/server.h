@@ -10,8 +10,10 @@
 // per connection (pipelined requests are answered in order).
 //
 // Bad input never takes the process down: each request gets a JSON {"error": "..."} with a 4xx
-// status, exceptions from the searcher become 500, and a connection that stays silent or half
-// sends a request is closed after `read_timeout_ms`.
+// status, exceptions from the searcher become 500, a request not received whole within
+// `read_timeout_ms` gets 408 (an idle keep-alive connection is closed quietly), and load beyond
+// `max_pending_requests` queued searches or `max_connections` open connections gets 503 with a
+// Retry-After header.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "retrieval/protocol.h"
 #include "retrieval/searcher.h"
 #include "retrieval/server_metrics.h"
 
@@ -30,13 +33,12 @@ struct ServerOptions {
   int io_threads = 2;               // threads running the io_context (accept, read, write)
   int search_threads = 0;           // search worker pool; 0 = hardware concurrency
   int batch_threads = 1;            // threads search_batch may use for one multi-query request
-  int default_topk = 3;             // topk when a request has none (Search-R1's default)
-  int max_topk = 100;               // largest topk accepted
-  int max_queries = 256;            // most queries in one request
-  size_t max_query_bytes = 4096;    // longest single query, in bytes
+  RequestLimits limits;             // topk default and bound, queries per request, query length
   size_t max_body_bytes = 1 << 20;  // request bodies above this get 413
   size_t max_header_bytes = 16 << 10;  // request headers above this get 431
   int max_pending_requests = 4096;  // /retrieve requests queued or searching; beyond: 503
+  int max_connections = 1024;       // open connections; a new one beyond gets 503 and is closed
+  int retry_after_s = 1;            // the Retry-After of every 503
   int read_timeout_ms = 30000;      // deadline to receive a whole request (headers and body),
                                     // counted from when the server starts waiting for it; also
                                     // the idle keep-alive limit

@@ -20,7 +20,8 @@
 namespace {
 
 std::unique_ptr<strata::retrieval::Searcher> open_searcher(const std::string& index_dir,
-                                                           const std::string& scan_corpus) {
+                                                           const std::string& scan_corpus,
+                                                           bool verify) {
   using namespace strata::retrieval;
   if (!scan_corpus.empty()) {
     STRATA_LOG_WARN("--scan-corpus: brute-force word-overlap search over {} (a fallback for "
@@ -28,7 +29,8 @@ std::unique_ptr<strata::retrieval::Searcher> open_searcher(const std::string& in
                     scan_corpus);
     return std::make_unique<ScanSearcher>(ScanSearcher::from_jsonl(scan_corpus));
   }
-  return std::make_unique<Bm25Index>(index_dir);
+  return std::make_unique<Bm25Index>(index_dir,
+                                     verify ? Bm25Index::Verify::kFull : Bm25Index::Verify::kFast);
 }
 
 }  // namespace
@@ -43,7 +45,8 @@ int main(int argc, char** argv) {
   std::string index_dir;
   std::string scan_corpus;
   std::string port_file;
-  size_t max_query_bytes = o.max_query_bytes;
+  bool verify = false;
+  size_t max_query_bytes = o.limits.max_query_bytes;
   size_t max_body_bytes = o.max_body_bytes;
   auto* index_opt = app.add_option("--index", index_dir, "BM25 index directory (from build_index)")
                         ->envname("STRATA_RETRIEVAL_INDEX");
@@ -53,6 +56,9 @@ int main(int argc, char** argv) {
                      "corpus JSONL held in memory")
           ->check(CLI::ExistingFile);
   index_opt->excludes(scan_opt);
+  app.add_flag("--verify", verify,
+               "check the checksum of every index file at start-up (reads the whole index once; "
+               "without it, file sizes and the small files' checksums are checked)");
   app.add_option("--host", o.host, "address to listen on (keep loopback unless you mean it)")
       ->envname("STRATA_RETRIEVAL_HOST")
       ->capture_default_str();
@@ -67,15 +73,22 @@ int main(int argc, char** argv) {
   app.add_option("--batch-threads", o.batch_threads,
                  "threads one multi-query request may use (0 = all cores)")
       ->capture_default_str();
-  app.add_option("--topk", o.default_topk, "topk when a request gives none")->capture_default_str();
-  app.add_option("--max-topk", o.max_topk, "largest topk accepted")->capture_default_str();
-  app.add_option("--max-queries", o.max_queries, "most queries per request")->capture_default_str();
+  app.add_option("--topk", o.limits.default_topk, "topk when a request gives none")
+      ->capture_default_str();
+  app.add_option("--max-topk", o.limits.max_topk, "largest topk accepted")->capture_default_str();
+  app.add_option("--max-queries", o.limits.max_queries, "most queries per request")
+      ->capture_default_str();
   app.add_option("--max-query-bytes", max_query_bytes, "longest query, in bytes")
       ->capture_default_str();
   app.add_option("--max-body-bytes", max_body_bytes, "largest request body (larger: 413)")
       ->capture_default_str();
   app.add_option("--max-pending", o.max_pending_requests,
                  "requests waiting or searching before new ones get 503")
+      ->capture_default_str();
+  app.add_option("--max-connections", o.max_connections,
+                 "open connections before a new one is answered 503 and closed")
+      ->capture_default_str();
+  app.add_option("--retry-after", o.retry_after_s, "the Retry-After (seconds) of a 503")
       ->capture_default_str();
   app.add_option("--read-timeout-ms", o.read_timeout_ms,
                  "deadline to receive a whole request; also the idle keep-alive limit")
@@ -94,7 +107,7 @@ int main(int argc, char** argv) {
     strata::cli::apply_common(common);
     STRATA_CHECK(!index_dir.empty() || !scan_corpus.empty(),
                  "give --index DIR (or --scan-corpus FILE.jsonl for the brute-force fallback)");
-    o.max_query_bytes = max_query_bytes;
+    o.limits.max_query_bytes = max_query_bytes;
     o.max_body_bytes = max_body_bytes;
     strata::retrieval::validate(o);
 
@@ -107,7 +120,7 @@ int main(int argc, char** argv) {
       if (!ec) caught = sig;
     });
 
-    auto searcher = open_searcher(index_dir, scan_corpus);
+    auto searcher = open_searcher(index_dir, scan_corpus, verify);
     STRATA_LOG_INFO("loaded {} with {} documents", scan_corpus.empty() ? index_dir : scan_corpus,
                     searcher->num_docs());
     signals_ioc.poll();

@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
       data::CorpusReader reader(cfg.corpus);
       data::Passage p;
       while (reader.next(p)) {
-        const auto ids = tok.encode(p.contents(), false);
+        const auto ids = tok.encode(p.contents, false);
         for (size_t i = 0; i + 1 < ids.size(); i += cfg.chunk_tokens) {
           rl::SftExample ex;
           ex.ids.assign(ids.begin() + i, ids.begin() + std::min(ids.size(), i + cfg.chunk_tokens));

@@ -346,5 +346,24 @@ TEST(Logprobs, MatchNaiveLogSoftmaxGatherAndGradientsFlow) {
   }
 }
 
+TEST(ModelLoad, NonFiniteWeightsAreRefusedNamingTheTensor) {
+  const Model m = init_random_model(small_config(), 3);
+  testing::TempDir tmp;
+  save_model(m, tmp.path());
+  std::map<std::string, Tensor> copy;
+  for (auto& kv : load_safetensors_dir(tmp.path())) copy[kv.first] = kv.second.clone();
+  load_model(tmp.path());  // intact: loads
+  copy["model.layers.1.mlp.up_proj.weight"].view(-1)[5] = std::nanf("");
+  copy["model.layers.1.mlp.up_proj.weight"].view(-1)[9] = INFINITY;
+  save_safetensors(tmp.file("model.safetensors"), copy);
+  try {
+    load_model(tmp.path());
+    FAIL() << "loaded a model with NaN weights";
+  } catch (const Error& e) {
+    const std::string w = e.what();
+    EXPECT_NE(w.find("'model.layers.1.mlp.up_proj.weight' has 2 non-finite values"), std::string::npos) << w;
+  }
+}
+
 }  // namespace
 }  // namespace strata::agent

@@ -38,7 +38,7 @@ TEST(CorpusReader, BothRecordForms) {
   ASSERT_TRUE(reader.next(p));
   EXPECT_EQ(p.id, "7");
   EXPECT_EQ(p.title, "Ed Wood");
-  EXPECT_EQ(p.contents(), "\"Ed Wood\"\nEdward Davis Wood Jr. was an American filmmaker.");
+  EXPECT_EQ(p.contents, "\"Ed Wood\"\nEdward Davis Wood Jr. was an American filmmaker.");
   ASSERT_TRUE(reader.next(p));
   EXPECT_EQ(p.id, "8");
   EXPECT_EQ(p.title, "Scott Derrickson");

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -279,12 +280,50 @@ TEST(Bm25Build, SpilledRunsGiveTheSameIndex) {
     EXPECT_NE(e.path().extension(), ".tmp") << "temporary run left behind: " << e.path();
 }
 
-TEST(Bm25Build, EmptyCorpusGivesAnEmptyIndex) {
+// An empty corpus used to give an empty index that answered every query with nothing; it is
+// refused now (almost always a wrong path or a failed export upstream).
+TEST(Bm25Build, RefusesAnEmptyCorpus) {
   testing::TempDir tmp;
-  build(tmp.path(), {}, quiet_options());
-  Bm25Index index(tmp.path());
-  EXPECT_EQ(index.num_docs(), 0u);
-  EXPECT_TRUE(index.search("anything", 3).empty());
+  EXPECT_THROW(build(tmp.file("idx"), {}, quiet_options()), Error);
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("idx/manifest.json")));
+  testing::write_file(tmp.file("empty.jsonl"), "\n  \n");
+  try {
+    build_index(tmp.file("empty.jsonl"), tmp.file("idx2"), quiet_options());
+    FAIL() << "built an index from an empty corpus";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("empty.jsonl has no passages"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Bm25Build, RefusesDuplicatePassageIds) {
+  testing::TempDir tmp;
+  Docs docs;
+  for (int i = 0; i < 300; ++i) docs.push_back({std::to_string(i), "passage number " + std::to_string(i)});
+  docs.push_back({"17", "another passage claiming id 17"});
+  try {
+    build(tmp.path(), docs, quiet_options());
+    FAIL() << "built an index with a duplicate id";
+  } catch (const Error& e) {
+    const std::string w = e.what();
+    EXPECT_NE(w.find("passage id \"17\" appears more than once"), std::string::npos) << w;
+    EXPECT_NE(w.find("passages 18 and 301"), std::string::npos) << w;
+  }
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("manifest.json")));
+}
+
+TEST(Bm25Build, ReadsTheCorpusThroughTheDataReader) {
+  // Search-R1 contents are stored byte for byte (no quotes added to a bare first line); the
+  // title/text form gets the quoted title line.
+  testing::TempDir tmp;
+  testing::write_file(tmp.file("c.jsonl"),
+                      "{\"id\": 3, \"contents\": \"Bare title\\nsome text\"}\n"
+                      "{\"id\": \"x\", \"title\": \"T\", \"text\": \"body\"}\n");
+  build_index(tmp.file("c.jsonl"), tmp.file("idx"), quiet_options());
+  Bm25Index index(tmp.file("idx"));
+  ASSERT_EQ(index.num_docs(), 2u);
+  EXPECT_EQ(index.document(0).id, "3");
+  EXPECT_EQ(index.document(0).contents, "Bare title\nsome text");
+  EXPECT_EQ(index.document(1).contents, "\"T\"\nbody");
 }
 
 TEST(Bm25Build, RejectsBadOptions) {
@@ -359,6 +398,26 @@ TEST(Bm25IndexReal, Wiki18SampleRoundTrip) {
                      "title " + titles[i]);
 }
 
+// A searcher whose search() throws on one query: search_batch must hand the exception to the
+// caller (a worker thread that let it escape would terminate the process).
+class ThrowingSearcher final : public Searcher {
+ public:
+  std::vector<Hit> search(std::string_view query, int) const override {
+    if (query == "boom") STRATA_FAIL("exploded on purpose");
+    return {{0, 1.0f}};
+  }
+  DocumentView document(uint32_t) const override { return {"0", "x"}; }
+  uint32_t num_docs() const override { return 1; }
+};
+
+TEST(SearchBatch, AWorkerExceptionReachesTheCaller) {
+  const ThrowingSearcher s;
+  std::vector<std::string> queries(64, "fine");
+  EXPECT_EQ(s.search_batch(queries, 3, 4).size(), 64u);
+  queries[37] = "boom";
+  for (int threads : {1, 4}) EXPECT_THROW(s.search_batch(queries, 3, threads), Error) << threads;
+}
+
 class Bm25Corrupt : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -373,6 +432,26 @@ class Bm25Corrupt : public ::testing::Test {
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     }
+  }
+  void expect_error(const std::string& needle, Bm25Index::Verify verify) {
+    try {
+      Bm25Index index(tmp_.path(), verify);
+      FAIL() << "opened a damaged index; expected an error containing " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  }
+  // Flips one bit of byte `at` (counted from the end when negative) of an index file.
+  void flip(const std::string& name, long at) {
+    std::string s = testing::read_file(tmp_.file(name));
+    const size_t i = at >= 0 ? static_cast<size_t>(at) : s.size() - static_cast<size_t>(-at);
+    s[i] = static_cast<char>(s[i] ^ 0x10);
+    testing::write_file(tmp_.file(name), s);
+  }
+  void edit_manifest(const std::function<void(nlohmann::json&)>& f) {
+    auto m = nlohmann::json::parse(testing::read_file(tmp_.file("manifest.json")));
+    f(m);
+    testing::write_file(tmp_.file("manifest.json"), m.dump(2));
   }
   void truncate(const std::string& name, size_t drop) {
     const std::string s = testing::read_file(tmp_.file(name));
@@ -399,7 +478,9 @@ TEST_F(Bm25Corrupt, TruncatedFiles) {
 
 TEST_F(Bm25Corrupt, TruncatedPostings) {
   truncate("postings.bin", 30);
-  expect_error("terms.bin");  // a term's postings now lie past the end
+  expect_error("postings.bin has");  // the manifest's size; without it, a term past the end
+  edit_manifest([](nlohmann::json& m) { m.erase("files"); });
+  expect_error("terms.bin");  // an index without checksums: a term's postings lie past the end
 }
 
 TEST_F(Bm25Corrupt, TruncatedDocs) {
@@ -426,6 +507,52 @@ TEST_F(Bm25Corrupt, VersionMismatch) {
 TEST_F(Bm25Corrupt, GarbageManifest) {
   testing::write_file(tmp_.file("manifest.json"), "{not json");
   expect_error("manifest.json");
+}
+
+// Bit flips that keep every structure valid used to be served as 200s with wrong scores or
+// lengths. The manifest's CRC-32s catch them: small files at every open, all files with kFull.
+TEST_F(Bm25Corrupt, BitFlipsInSmallFilesFailTheChecksumAtOpen) {
+  for (const char* name : {"doclens.bin", "terms.str", "terms.bin", "docs.idx"}) {
+    SCOPED_TRACE(name);
+    const std::string saved = testing::read_file(tmp_.file(name));
+    flip(name, -1);
+    expect_error(std::string(name) + " fails its checksum");
+    testing::write_file(tmp_.file(name), saved);
+  }
+  Bm25Index index(tmp_.path(), Bm25Index::Verify::kFull);  // intact again
+  EXPECT_EQ(index.num_docs(), 3u);
+}
+
+TEST_F(Bm25Corrupt, BitFlipsInLargeFilesFailFullVerification) {
+  flip("docs.bin", -2);  // inside the last passage's text: structurally still valid
+  Bm25Index fast(tmp_.path());  // sizes only for the large files
+  EXPECT_EQ(fast.num_docs(), 3u);
+  expect_error("docs.bin fails its checksum", Bm25Index::Verify::kFull);
+}
+
+TEST_F(Bm25Corrupt, ChangedSizeIsNamed) {
+  std::string s = testing::read_file(tmp_.file("docs.bin"));
+  testing::write_file(tmp_.file("docs.bin"), s + "extra");
+  expect_error("docs.bin has");
+}
+
+TEST_F(Bm25Corrupt, UnknownStemmerFailsAtOpenNotAtQueryTime) {
+  edit_manifest([](nlohmann::json& m) { m["analyzer"]["stemmer"] = "klingon"; });
+  expect_error("manifest.json: ");
+  expect_error("klingon");
+}
+
+TEST_F(Bm25Corrupt, IndexWithoutChecksumsStillOpens) {
+  // Indexes built before the manifest carried checksums open (with a warning).
+  edit_manifest([](nlohmann::json& m) { m.erase("files"); });
+  Bm25Index index(tmp_.path(), Bm25Index::Verify::kFull);
+  EXPECT_EQ(index.num_docs(), 3u);
+  EXPECT_EQ(index.search("cat", 3).size(), 2u);
+}
+
+TEST_F(Bm25Corrupt, MalformedChecksumEntry) {
+  edit_manifest([](nlohmann::json& m) { m["files"]["terms.bin"]["crc32"] = 5; });
+  expect_error("files.terms.bin");
 }
 
 TEST_F(Bm25Corrupt, DamagedBlockIsAnErrorNotACrash) {

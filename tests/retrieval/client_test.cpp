@@ -240,6 +240,30 @@ TEST_F(ClientTest, ServerErrorsAreRetriedThenReported) {
   EXPECT_EQ(server_->metrics().errors("internal"), 3u);
 }
 
+TEST_F(ClientTest, OverloadedServersRetryAfterIsHonoured) {
+  ServerOptions so;
+  so.delay_ms = 600;  // the first request holds the only pending slot for 600 ms
+  so.max_pending_requests = 1;
+  so.retry_after_s = 1;
+  start(so);
+  ClientOptions o = client_options();
+  o.max_attempts = 2;
+  o.backoff_max_ms = 5000;  // the cap on a Retry-After wait
+  RetrievalClient busy(client_options()), client(o);
+  RetrieveResult first;
+  std::thread holder([&] { first = busy.retrieve({{"paris"}, 1, true}); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  const auto t0 = std::chrono::steady_clock::now();
+  const RetrieveResult r = client.retrieve({{"paris"}, 1, true});
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  holder.join();
+  EXPECT_TRUE(first.ok) << first.error;
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.attempts, 2);  // 503, then (after Retry-After: 1, not the 10 ms backoff) served
+  EXPECT_GE(waited, std::chrono::milliseconds(950));
+  EXPECT_EQ(server_->metrics().errors("overloaded"), 1u);
+}
+
 TEST_F(ClientTest, ConnectionRefusedIsRetriedThenReported) {
   port_ = testing::free_port();
   ClientOptions o = client_options();

@@ -127,7 +127,7 @@ TEST_F(ServerTest, RetrieveWithScoresMatchesTheSearcherInOrder) {
 
 TEST_F(ServerTest, RetrieveWithoutScoresGivesBareDocumentsAndDefaultTopk) {
   ServerOptions o = test_options();
-  o.default_topk = 3;
+  o.limits.default_topk = 3;
   start(o);
   const HttpResponse r = retrieve(R"({"queries": ["capital of France", "William Shakespeare"]})");
   ASSERT_EQ(r.status, 200) << r.body;
@@ -343,6 +343,57 @@ TEST_F(ServerTest, SlowAndHalfClosedClientsAreCutOffWhileOthersAreServed) {
   expect_good(retrieve(kGood));
 }
 
+TEST_F(ServerTest, IncompleteRequestGets408) {
+  ServerOptions o = test_options();
+  o.read_timeout_ms = 300;
+  start(o);
+  RawConn c(port_);
+  ASSERT_TRUE(c.send_all(
+      "POST /retrieve HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{\"queries\""));
+  HttpResponse r;
+  ASSERT_TRUE(c.read_response(r, 3000));
+  EXPECT_EQ(r.status, 408);
+  EXPECT_NE(json::parse(r.body)["error"].get<std::string>().find("not received whole within 300 ms"),
+            std::string::npos)
+      << r.body;
+  EXPECT_EQ(r.header("connection"), "close");
+  EXPECT_TRUE(c.wait_closed(3000));
+  EXPECT_EQ(server_->metrics().errors("read_timeout"), 1u);
+  expect_good(retrieve(kGood));
+}
+
+TEST_F(ServerTest, ConnectionsBeyondTheLimitGet503AndTheOthersAreServed) {
+  ServerOptions o = test_options();
+  o.max_connections = 2;
+  o.retry_after_s = 7;
+  start(o);
+  RawConn a(port_), b(port_);  // keep-alive connections holding the two places
+  HttpResponse r;
+  for (RawConn* conn : {&a, &b}) {
+    ASSERT_TRUE(conn->send_all(http_post("/retrieve", kGood)));
+    ASSERT_TRUE(conn->read_response(r));
+    expect_good(r);
+  }
+  RawConn c(port_);
+  ASSERT_TRUE(c.send_all(http_post("/retrieve", kGood)));
+  ASSERT_TRUE(c.read_response(r));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.header("retry-after"), "7");
+  EXPECT_NE(r.body.find("too many connections"), std::string::npos) << r.body;
+  EXPECT_TRUE(c.wait_closed(3000));
+  EXPECT_EQ(server_->metrics().errors("too_many_connections"), 1u);
+  // The open connections keep working; once one closes, a new connection is served.
+  ASSERT_TRUE(a.send_all(http_post("/retrieve", kGood)));
+  ASSERT_TRUE(a.read_response(r));
+  expect_good(r);
+  b.close();
+  ASSERT_TRUE(eventually([&] {
+    RawConn d(port_);
+    HttpResponse x;
+    return d.send_all(http_post("/retrieve", kGood)) && d.read_response(x) && x.status == 200;
+  }));
+}
+
 TEST_F(ServerTest, IdleKeepAliveConnectionWithoutBytesIsClosedQuietly) {
   ServerOptions o = test_options();
   o.read_timeout_ms = 300;
@@ -411,6 +462,7 @@ TEST_F(ServerTest, OverloadGets503) {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const HttpResponse b = retrieve(kGood);
   EXPECT_EQ(b.status, 503);
+  EXPECT_EQ(b.header("retry-after"), "1");
   HttpResponse r;
   ASSERT_TRUE(a.read_response(r));
   expect_good(r);
@@ -519,7 +571,7 @@ TEST_F(ServerTest, APortInUseIsReportedAtStart) {
 
 TEST(ServerOptionsTest, BadOptionsAreRejectedWithTheValue) {
   ServerOptions o;
-  o.max_topk = 0;
+  o.limits.max_topk = 0;
   try {
     validate(o);
     FAIL() << "expected an error";
@@ -527,7 +579,7 @@ TEST(ServerOptionsTest, BadOptionsAreRejectedWithTheValue) {
     EXPECT_NE(std::string(e.what()).find("max_topk"), std::string::npos);
   }
   ServerOptions p;
-  p.default_topk = 200;
+  p.limits.default_topk = 200;
   EXPECT_THROW(validate(p), Error);
 }
 

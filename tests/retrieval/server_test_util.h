@@ -65,12 +65,6 @@ class OverlapSearcher : public Searcher {
     if (hits.size() > static_cast<size_t>(k)) hits.resize(k);
     return hits;
   }
-  std::vector<std::vector<Hit>> search_batch(const std::vector<std::string>& queries, int k,
-                                             int) const override {
-    std::vector<std::vector<Hit>> out;
-    for (const auto& q : queries) out.push_back(search(q, k));
-    return out;
-  }
   DocumentView document(uint32_t doc) const override {
     return {docs_.at(doc).id, docs_.at(doc).contents};
   }
@@ -137,6 +131,10 @@ class RawConn {
   }
 
   void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
 
   // Reads one response (headers + Content-Length body). False on close, error or timeout.
   bool read_response(HttpResponse& out, int timeout_ms = 5000) {
