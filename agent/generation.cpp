@@ -156,6 +156,25 @@ std::vector<int64_t> GenerationEngine::step() {
   std::vector<Slot*> order;
   std::vector<Tensor> last;  // hidden states of each sequence's last position: [1, H]
   auto lopt = torch::TensorOptions().dtype(torch::kInt64);
+  // Fresh prompts identical to another fresh prompt of this step are not run: they copy the
+  // first one's KV after its forward (`copies`: leader -> followers) and take its last hidden
+  // state, so a group of G samples costs one prefill instead of G.
+  std::map<Slot*, std::vector<Slot*>> copies;
+  if (options_.share_prompt_prefill) {
+    std::map<std::vector<int64_t>, Slot*> leader_of;
+    std::vector<Slot*> kept;
+    for (Slot* s : prefill) {
+      if (s->cached == 0) {
+        auto [it, fresh] = leader_of.emplace(s->seq.tokens, s);
+        if (!fresh) {
+          copies[it->second].push_back(s);
+          continue;
+        }
+      }
+      kept.push_back(s);
+    }
+    prefill.swap(kept);
+  }
   // Prompts and resumed segments: one batched forward per group of equal uncached length
   // (e.g. a wave of same-length prompts), each row a sequence's uncached tokens.
   std::map<int64_t, std::vector<Slot*>> by_len;
@@ -171,9 +190,28 @@ std::vector<int64_t> GenerationEngine::step() {
     Tensor h = model_.forward_cached(torch::tensor(ids, lopt).view({B, n}), cache_, slots, starts);  // [B, n, H]
     tokens_forwarded_ += B * n;
     for (int64_t b = 0; b < B; ++b) {
-      group[static_cast<size_t>(b)]->cached += n;
-      last.push_back(h.select(1, n - 1).narrow(0, b, 1));
-      order.push_back(group[static_cast<size_t>(b)]);
+      Slot* lead = group[static_cast<size_t>(b)];
+      lead->cached += n;
+      const Tensor hb = h.select(1, n - 1).narrow(0, b, 1);
+      last.push_back(hb);
+      order.push_back(lead);
+      auto c = copies.find(lead);
+      if (c == copies.end()) continue;
+      std::vector<int64_t> to;
+      for (Slot* f : c->second) to.push_back(f->slot);
+      const Tensor idx = torch::tensor(to, lopt.device(model_.device()));
+      using torch::indexing::Slice;
+      for (int64_t l = 0; l < cache_.num_layers(); ++l) {
+        for (Tensor* kv : {&cache_.k(l), &cache_.v(l)}) {
+          const Tensor src = kv->index({lead->slot, Slice(), Slice(0, n)});  // [kvh, n, d]
+          kv->index_put_({idx, Slice(), Slice(0, n)}, src.unsqueeze(0).expand({idx.size(0), -1, -1, -1}));
+        }
+      }
+      for (Slot* f : c->second) {
+        f->cached = n;
+        last.push_back(hb);
+        order.push_back(f);
+      }
     }
   }
   // Decoding sequences: one batched forward of their last token.

@@ -33,6 +33,10 @@ struct GenerationOptions {
 struct EngineOptions {
   int64_t max_slots = 16;      // sequences held at once (running, paused or finished)
   int64_t max_seq_len = 2048;  // positions per slot (prompt + everything generated/appended)
+  // Prompts added since the last step() that are token-for-token identical (a GRPO group's G
+  // samples of one question) are prefilled once; the other slots get a copy of its KV. Each
+  // sequence still samples with its own seed.
+  bool share_prompt_prefill = true;
 };
 
 enum class FinishReason { kRunning, kEos, kStop, kLength, kPaused };

@@ -28,6 +28,7 @@ class KVCache {
   }
 
   int64_t num_slots() const { return num_slots_; }
+  int64_t num_layers() const { return static_cast<int64_t>(k_.size()); }
   int64_t capacity() const { return capacity_; }
   torch::Tensor& k(int64_t layer) { return k_.at(static_cast<size_t>(layer)); }
   torch::Tensor& v(int64_t layer) { return v_.at(static_cast<size_t>(layer)); }

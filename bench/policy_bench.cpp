@@ -1,6 +1,8 @@
 // policy_bench: strata's side of scripts/bench/policy.sh. Times, on a model directory,
 //   gen:   greedy generation of --new tokens for --batch prompts of --prompt-len random ids
-//          (engine with --batch slots; prefill + decode), reported as generated tokens/s;
+//          (engine with --batch slots; prefill + decode), reported as generated tokens/s; with
+//          --group G the batch is batch/G distinct prompts, each G times (a GRPO group), whose
+//          prefill the engine shares unless --no-share;
 //   peak:  the float32 GEMM rate of agent/runtime.h bench_matmul (n = 1024), GFLOP/s;
 //   train: forward + backward of sequence_logprobs over [--batch, --seq] ids, tokens/s.
 // Prints one JSON line per run.
@@ -14,6 +16,7 @@
 #include "agent/logprobs.h"
 #include "agent/runtime.h"
 #include "core/cli.h"
+#include "core/error.h"
 #include "core/rng.h"
 
 int main(int argc, char** argv) {
@@ -23,6 +26,9 @@ int main(int argc, char** argv) {
   std::string model_dir, mode = "gen";
   int64_t batch = 1, prompt_len = 128, new_tokens = 128, seq = 256, reps = 1;
   int threads = 0;
+  int64_t group = 1;
+  bool no_share = false;
+  std::string dtype = "auto";
   app.add_option("--model", model_dir, "model directory (gen, train)");
   app.add_option("--mode", mode, "gen, train or peak (float32 GEMM GFLOP/s)")
       ->check(CLI::IsMember({"gen", "train", "peak"}));
@@ -32,6 +38,9 @@ int main(int argc, char** argv) {
   app.add_option("--seq", seq, "train: tokens per sequence")->capture_default_str();
   app.add_option("--reps", reps, "timed repetitions (best kept) after one warm-up")->capture_default_str();
   app.add_option("--threads", threads, "intra-op threads (0 = default)")->capture_default_str();
+  app.add_option("--group", group, "gen: copies of each prompt (samples per prompt)")->capture_default_str();
+  app.add_flag("--no-share", no_share, "gen: prefill every copy of a prompt (no prefix sharing)");
+  app.add_option("--dtype", dtype, "weights: auto, float32 or bfloat16")->capture_default_str();
   return strata::cli::run_main(app, argc, argv, [&] {
     if (threads > 0) torch::set_num_threads(threads);
     if (mode == "peak") {
@@ -39,20 +48,30 @@ int main(int argc, char** argv) {
       std::printf("%s\n", nlohmann::json({{"mode", "peak"}, {"n", r.n}, {"gflops", r.gflops}}).dump().c_str());
       return 0;
     }
-    Model model = load_model(model_dir);
+    LoadOptions lo;
+    lo.dtype = dtype;
+    Model model = load_model(model_dir, lo);
     const int64_t V = model.config().vocab_size;
     strata::Rng rng(1);
     double best = 1e30;
     nlohmann::json j;
     if (mode == "gen") {
       std::vector<std::vector<int64_t>> prompts(static_cast<size_t>(batch));
-      for (auto& p : prompts)
-        for (int64_t i = 0; i < prompt_len; ++i) p.push_back(static_cast<int64_t>(rng.below(static_cast<uint64_t>(V))));
+      STRATA_CHECK(group >= 1 && batch % group == 0, "--group must divide --batch");
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        if (i % static_cast<size_t>(group) != 0) {
+          prompts[i] = prompts[i - 1];
+          continue;
+        }
+        for (int64_t t = 0; t < prompt_len; ++t)
+          prompts[i].push_back(static_cast<int64_t>(rng.below(static_cast<uint64_t>(V))));
+      }
       GenerationOptions g;
       g.sampling.temperature = 0;
       g.max_new_tokens = new_tokens;
       g.use_config_eos = false;
       EngineOptions e{batch, prompt_len + new_tokens + 1};
+      e.share_prompt_prefill = !no_share;
       int64_t produced = 0;
       for (int64_t r = 0; r <= reps; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -62,7 +81,8 @@ int main(int argc, char** argv) {
         for (const auto& x : res) produced += static_cast<int64_t>(x.tokens.size());
         if (r > 0 || reps == 0) best = std::min(best, s);
       }
-      j = {{"mode", "gen"}, {"batch", batch}, {"prompt_len", prompt_len}, {"new", new_tokens},
+      j = {{"mode", "gen"}, {"batch", batch}, {"group", group}, {"share", !no_share},
+           {"dtype", dtype}, {"prompt_len", prompt_len}, {"new", new_tokens},
            {"seconds", best}, {"tokens_per_s", produced / best}};
     } else {
       model.set_requires_grad(true);

@@ -227,6 +227,50 @@ TEST(Generation, SeededSamplingIndependentOfBatchComposition) {
   EXPECT_NE(generate(m, {ps[2]}, other, EngineOptions{1, 64})[0].tokens, alone.tokens);
 }
 
+// A GRPO group: G samples of one prompt. With share_prompt_prefill the prompt is run once and
+// its KV copied to the other slots; every sample must continue exactly as with G prefills.
+TEST(Generation, SharedPromptPrefillEqualsSeparatePrefills) {
+  const Model& m = tiny();
+  const auto ps = prompts();
+  GenerationOptions s;
+  s.sampling.temperature = 0.9;
+  s.max_new_tokens = 20;
+  std::map<bool, std::vector<Sequence>> out;
+  std::map<bool, int64_t> first_step_tokens;
+  for (bool share : {false, true}) {
+    EngineOptions eo{8, 64};
+    eo.share_prompt_prefill = share;
+    GenerationEngine eng(m, eo);
+    std::vector<int64_t> ids;
+    for (uint64_t g = 0; g < 4; ++g) {
+      GenerationOptions o = s;
+      o.seed = 10 + g;
+      ids.push_back(eng.add(ps[3], o));
+    }
+    GenerationOptions o = s;
+    o.seed = 99;
+    ids.push_back(eng.add(ps[1], o));  // another prompt in the same step
+    eng.step();
+    first_step_tokens[share] = eng.tokens_forwarded();
+    eng.run();
+    for (int64_t id : ids) out[share].push_back(eng.sequence(id));
+  }
+  const int64_t n3 = static_cast<int64_t>(ps[3].size()), n1 = static_cast<int64_t>(ps[1].size());
+  EXPECT_EQ(first_step_tokens[false], 4 * n3 + n1);
+  EXPECT_EQ(first_step_tokens[true], n3 + n1);
+  for (size_t i = 0; i < out[true].size(); ++i) {
+    EXPECT_EQ(out[true][i].generated, out[false][i].generated) << "sequence " << i;
+    ASSERT_EQ(out[true][i].logprobs.size(), out[false][i].logprobs.size());
+    for (size_t t = 0; t < out[true][i].logprobs.size(); ++t)
+      EXPECT_NEAR(out[true][i].logprobs[t], out[false][i].logprobs[t], 1e-4) << i << " " << t;
+  }
+  // The four samples of the group drew differently (their own seeds), so sharing copied the
+  // prompt, not the continuation.
+  std::set<std::vector<int64_t>> distinct;
+  for (size_t i = 0; i < 4; ++i) distinct.insert(out[true][i].generated);
+  EXPECT_GT(distinct.size(), 1u);
+}
+
 TEST(Sampling, FiltersAndLogprobs) {
   Tensor logits = torch::tensor(std::vector<float>{2.0f, 1.0f, 0.5f, -1.0f, 3.0f});
   Rng rng(1);
