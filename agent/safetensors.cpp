@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "agent/gguf/safetensors_header.h"
 #include "core/error.h"
 
 namespace strata::agent {
@@ -61,46 +62,14 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   const size_t size = size_;
   mapping_ = std::shared_ptr<void>(addr, [size](void* p) { ::munmap(p, size); });
 
-  const auto* bytes = static_cast<const unsigned char*>(addr);
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
-  STRATA_CHECK(n <= size_ - 8, "'" << path << "': header length " << n << " exceeds the file size " << size_);
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(reinterpret_cast<const char*>(bytes + 8),
-                                   reinterpret_cast<const char*>(bytes + 8 + n));
-  } catch (const nlohmann::json::exception& e) {
-    STRATA_FAIL("'" << path << "': the safetensors header is not valid JSON: " << e.what());
-  }
-  STRATA_CHECK(header.is_object(), "'" << path << "': the safetensors header is not a JSON object");
-  const size_t data_start = 8 + n;
-  for (const auto& [name, info] : header.items()) {
-    if (name == "__metadata__") continue;
-    try {
-      Entry e;
-      e.dtype = safetensors_dtype(info.at("dtype").get<std::string>());
-      e.shape = info.at("shape").get<std::vector<int64_t>>();
-      const auto offs = info.at("data_offsets").get<std::vector<uint64_t>>();
-      STRATA_CHECK(offs.size() == 2 && offs[0] <= offs[1], "bad data_offsets");
-      int64_t numel = 1;
-      for (int64_t d : e.shape) {
-        STRATA_CHECK(d >= 0, "negative dimension");
-        numel *= d;
-      }
-      const uint64_t nbytes = static_cast<uint64_t>(numel) * c10::elementSize(e.dtype);
-      STRATA_CHECK(offs[1] - offs[0] == nbytes,
-                   "data_offsets span " << (offs[1] - offs[0]) << " bytes but the shape needs " << nbytes);
-      STRATA_CHECK(offs[1] <= size_ - data_start,
-                   "data_offsets end " << offs[1] << " past the end of the data (" << (size_ - data_start)
-                                       << " bytes)");
-      e.begin = data_start + offs[0];
-      e.end = data_start + offs[1];
-      entries_.emplace(name, std::move(e));
-    } catch (const nlohmann::json::exception& ex) {
-      STRATA_FAIL("'" << path << "': malformed header entry for tensor '" << name << "': " << ex.what());
-    } catch (const Error& ex) {
-      STRATA_FAIL("'" << path << "': tensor '" << name << "': " << ex.what());
-    }
+  // The header's checks live in strata_gguf (no LibTorch), where the fuzzers reach them.
+  for (SafetensorsEntry& se : parse_safetensors_header(static_cast<const uint8_t*>(addr), size_, path)) {
+    Entry e;
+    e.dtype = safetensors_dtype(se.dtype);
+    e.shape = std::move(se.shape);
+    e.begin = se.begin;
+    e.end = se.end;
+    entries_.emplace(std::move(se.name), std::move(e));
   }
 }
 

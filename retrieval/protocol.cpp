@@ -124,8 +124,17 @@ bool parse_retrieve_request(std::string_view body, const RequestLimits& limits,
   json j;
   try {
     j = json::parse(body.begin(), body.end());
-  } catch (const json::parse_error& e) {
-    return fail(err, "bad_json", std::string("malformed JSON: ") + e.what());
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double (`"topk": 1e400`), which
+    // used to escape as an exception (a 500 instead of a 400). nlohmann's message quotes the
+    // token it read, which may be the whole body: cut it like a bad value.
+    std::string what = e.what();
+    if (constexpr size_t kMax = 240; what.size() > kMax) {
+      size_t cut = kMax;
+      while (cut > 0 && (static_cast<unsigned char>(what[cut]) & 0xC0) == 0x80) --cut;  // whole UTF-8 chars
+      what = what.substr(0, cut) + "... (" + std::to_string(what.size()) + " bytes)";
+    }
+    return fail(err, "bad_json", "malformed JSON: " + what);
   }
   if (!j.is_object())
     return fail(err, "bad_field", "request body must be a JSON object, got " + type_name(j));
@@ -262,7 +271,7 @@ bool parse_retrieve_response(std::string_view body, long expected_queries,
   json j;
   try {
     j = json::parse(body.begin(), body.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     error = std::string("response is not JSON: ") + e.what();
     return false;
   }

@@ -312,7 +312,21 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
   const size_t size = size_;
   mapping_ = std::shared_ptr<void>(p, [size](void* q) { ::munmap(q, size); });
   base_ = static_cast<const uint8_t*>(p);
+  parse();
+}
 
+GgufFile GgufFile::from_memory(const void* bytes, size_t size, std::string name) {
+  GgufFile f;
+  f.path_ = std::move(name);
+  STRATA_CHECK(size > 0, f.path_ << ": empty file, not a GGUF file");
+  f.base_ = static_cast<const uint8_t*>(bytes);
+  f.size_ = size;
+  f.parse();
+  return f;
+}
+
+void GgufFile::parse() {
+  const std::string& path = path_;
   Cursor c(path_, base_, size_);
   const uint32_t magic = c.read<uint32_t>("the magic");
   STRATA_CHECK(magic == kMagic, path << ": not a GGUF file (magic bytes are not \"GGUF\")");

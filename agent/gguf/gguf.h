@@ -84,6 +84,10 @@ class GgufFile {
  public:
   // Maps and parses `path`. Throws strata::Error naming the file on any inconsistency.
   explicit GgufFile(const std::string& path);
+  // Parses `size` bytes at `bytes` with the same checks, without copying them: they must outlive
+  // this object (data() points into them). `name` stands for the path in errors. For tests and
+  // the fuzzers (tests/fuzz), which have the bytes in memory.
+  static GgufFile from_memory(const void* bytes, size_t size, std::string name = "<memory>");
 
   const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }
@@ -104,8 +108,11 @@ class GgufFile {
   std::vector<float> to_float(const TensorInfo& t) const;
 
  private:
+  GgufFile() = default;
+  void parse();  // reads the header at base_/size_
+
   std::string path_;
-  std::shared_ptr<void> mapping_;
+  std::shared_ptr<void> mapping_;  // empty for from_memory
   const uint8_t* base_ = nullptr;
   size_t size_ = 0;
   uint32_t version_ = 0;

@@ -291,6 +291,32 @@ TEST(GgufFile, TruncatedAndBitFlippedFilesAreCleanErrors) {
   EXPECT_GT(opened, 10);  // flips inside values (strings, floats) leave a valid file
 }
 
+// GgufFile::from_memory (the fuzzers' entry point) reads what the mapped file reads, and refuses
+// what it refuses, naming the given name.
+TEST(GgufFile, FromMemoryMatchesTheMappedFile) {
+  TempDir tmp;
+  write_gguf(tmp.file("ok.gguf"), sample_metadata(), sample_tensors());
+  const std::string bytes = read_file(tmp.file("ok.gguf"));
+  const GgufFile mapped(tmp.file("ok.gguf"));
+  const GgufFile mem = GgufFile::from_memory(bytes.data(), bytes.size(), "mem.gguf");
+  EXPECT_EQ(mem.path(), "mem.gguf");
+  EXPECT_EQ(mem.metadata().size(), mapped.metadata().size());
+  ASSERT_EQ(mem.tensors().size(), mapped.tensors().size());
+  for (const TensorInfo& t : mapped.tensors()) {
+    const TensorInfo* m = mem.find_tensor(t.name);
+    ASSERT_NE(m, nullptr) << t.name;
+    try {
+      EXPECT_EQ(mem.to_float(*m), mapped.to_float(t)) << t.name;
+    } catch (const Error&) {
+      EXPECT_THROW(mapped.to_float(t), Error);
+    }
+  }
+  EXPECT_NE(error_of([&] { GgufFile::from_memory(bytes.data(), 100, "cut.gguf"); }).find("cut.gguf"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { GgufFile::from_memory(bytes.data(), 0, "empty.gguf"); }).find("empty"),
+            std::string::npos);
+}
+
 // tokenizer.ggml.* -> tokenizer.json: SmolLM2's pre-tokenizer ("smollm") isolates every digit;
 // GPT-2's keeps digit runs together; control tokens become special.
 TEST(GgufTokenizer, RebuildsTheNamedPreTokenizer) {
