@@ -23,6 +23,7 @@ APT_PACKAGES=(
   libboost-dev libboost-system-dev libcurl4-openssl-dev nlohmann-json3-dev
   libprotobuf-dev protobuf-compiler libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libstemmer-dev libicu-dev libpcre2-dev zlib1g-dev
+  clang libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for scripts/fuzz.sh
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
