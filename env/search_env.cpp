@@ -177,6 +177,11 @@ void Episode::on_retrieval_failed(const std::string& why, double ms, int attempt
   finish(EndReason::kRetrievalFailed);
 }
 
+const std::string& Episode::pending_query() const {
+  static const std::string kNone;
+  return awaiting_retrieval_ ? turns_.back().query : kNone;
+}
+
 std::vector<int32_t> Episode::take_pending_observation() {
   std::vector<int32_t> out;
   out.swap(pending_obs_);

@@ -8,7 +8,8 @@
 //     (ids, logprobs) = policy generates until </search>, </answer>, EOS or max_turn_tokens
 //     Step s = ep.on_generation(ids, logprobs, finish);
 //     s.kind == kSearch:   docs = retrieve(s.query); ep.on_retrieval(docs, ms, attempts)
-//                          (or ep.on_retrieval_failed(why)), then generate again
+//                          (or ep.on_retrieval_failed(why)), then generate again;
+//                          env/search_step.h does this step through the retrieval client
 //     s.kind == kContinue: the episode appended feedback tokens (ep.pending_observation());
 //                          generate again
 //     s.kind == kDone:     finished; ep.end_reason() says why
@@ -127,6 +128,12 @@ class Episode {
   void on_retrieval_failed(const std::string& why, double ms, int attempts);
   // The engine cannot continue the sequence (its context is full): ends as kMaxResponseTokens.
   void stop_for_length() { finish(EndReason::kMaxResponseTokens); }
+
+  // Whether a search is pending: on_generation returned kSearch and no result came back yet.
+  bool awaiting_retrieval() const { return awaiting_retrieval_; }
+  // The pending search's query; empty when none is pending (env/search_step.h sends it).
+  const std::string& pending_query() const;
+  const SearchEnvOptions& options() const { return opts_; }
 
   bool done() const { return end_ != EndReason::kNone; }
   EndReason end_reason() const { return end_; }

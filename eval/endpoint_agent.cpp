@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "env/search_step.h"
 #include "eval/text_codec.h"
 
 namespace strata::eval {
@@ -83,17 +84,7 @@ Prediction run_endpoint_question(const ChatClient& chat, retrieval::RetrievalCli
                                        : env::TurnFinish::kEos;
     const auto step = ep.on_generation(ids, std::vector<float>(ids.size(), 0.0f), finish);
     req.messages.push_back({"assistant", text});
-    if (step.kind == env::Episode::StepKind::kSearch) {
-      const auto res = search.retrieve({{step.query}, opts.env.topk, false});
-      if (res.ok && !res.results.empty()) {
-        std::vector<env::RetrievedDoc> docs;
-        for (const auto& d : res.results[0]) docs.push_back({d.id, d.contents});
-        ep.on_retrieval(docs, res.seconds * 1e3, res.attempts);
-      } else {
-        ep.on_retrieval_failed(res.ok ? "empty result" : res.error, res.seconds * 1e3,
-                               res.attempts);
-      }
-    }
+    if (step.kind == env::Episode::StepKind::kSearch) env::run_search(ep, search);
     if (ep.done()) break;
     const std::string obs = trim(codec.decode(ep.take_pending_observation()));
     req.messages.push_back({"user", obs});

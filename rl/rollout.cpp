@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "env/search_step.h"
 
 namespace strata::rl {
 
@@ -175,17 +176,12 @@ RolloutBatch run_rollouts(const agent::Model& model, const agent::Tokenizer& tok
   };
   auto apply_result = [&](size_t i, const retrieval::RetrieveResult& r) {
     Traj& t = trajs[i];
-    latencies_ms.push_back(r.seconds * 1e3);
+    const env::SearchOutcome o = env::feed_search_result(*t.ep, r);
+    latencies_ms.push_back(o.ms);
     ++m.retrieval_calls;
-    if (r.ok && !r.results.empty()) {
-      std::vector<env::RetrievedDoc> docs;
-      for (const auto& d : r.results[0]) docs.push_back({d.id, d.contents});
-      t.ep->on_retrieval(docs, r.seconds * 1e3, r.attempts);
-    } else {
-      t.ep->on_retrieval_failed(r.ok ? "empty result" : r.error, r.seconds * 1e3, r.attempts);
+    if (!o.ok)
       STRATA_LOG_WARN("retrieval failed for {} (sample {}): {}", t.ep->question().id, t.sample,
                       t.ep->error());
-    }
     continue_or_finish(t);
   };
   auto handle_stop = [&](size_t i) {
@@ -198,8 +194,7 @@ RolloutBatch run_rollouts(const agent::Model& model, const agent::Tokenizer& tok
         sync_batch.push_back(i);
       } else {
         ++outstanding;
-        retrieval::RetrieveRequest req{{s.query}, opts.env.topk, false};
-        client.async_retrieve(std::move(req), [&completions, i](retrieval::RetrieveResult r) {
+        env::send_search(*t.ep, client, [&completions, i](retrieval::RetrieveResult r) {
           completions.push(i, std::move(r));
         });
       }
@@ -231,21 +226,12 @@ RolloutBatch run_rollouts(const agent::Model& model, const agent::Tokenizer& tok
     }
     if (!sync_batch.empty()) {
       // Search-R1 style: one blocking batched request for the whole turn.
-      retrieval::RetrieveRequest req;
-      req.topk = opts.env.topk;
-      for (size_t i : sync_batch) req.queries.push_back(trajs[i].ep->turns().back().query);
+      std::vector<const env::Episode*> waiting;
+      for (size_t i : sync_batch) waiting.push_back(&*trajs[i].ep);
       const auto t0 = Clock::now();
-      const auto r = client.retrieve(req);
+      const auto results = env::retrieve_pending(waiting, client);
       m.wait_seconds += since(t0);
-      for (size_t k = 0; k < sync_batch.size(); ++k) {
-        retrieval::RetrieveResult one;
-        one.ok = r.ok;
-        one.error = r.error;
-        one.attempts = r.attempts;
-        one.seconds = r.seconds;
-        if (r.ok && k < r.results.size()) one.results = {r.results[k]};
-        apply_result(sync_batch[k], one);
-      }
+      for (size_t k = 0; k < sync_batch.size(); ++k) apply_result(sync_batch[k], results[k]);
       sync_batch.clear();
       continue;
     }

@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "data/corpus.h"
 #include "env/answer_match.h"
+#include "env/search_step.h"
 #include "rl/grpo_step.h"
 #include "rl/rollout.h"
 
@@ -79,12 +80,10 @@ std::vector<Demonstration> make_demonstrations(const std::vector<data::QaRecord>
       const auto step = ep.on_generation(ids, std::vector<float>(ids.size(), 0.0f),
                                          env::TurnFinish::kStopSequence);
       STRATA_ASSERT(step.kind == env::Episode::StepKind::kSearch, "demonstration turn did not search");
-      const auto r = client.retrieve({{step.query}, env_opts.topk, false});
-      STRATA_CHECK(r.ok, "retrieval failed while making demonstrations (question " << q.id
-                                                                                << "): " << r.error);
-      last_docs.clear();
-      for (const auto& d : r.results.at(0)) last_docs.push_back({d.id, d.contents});
-      ep.on_retrieval(last_docs, r.seconds * 1e3, r.attempts);
+      env::SearchOutcome found = env::run_search(ep, client);
+      STRATA_CHECK(found.ok, "retrieval failed while making demonstrations (question "
+                                 << q.id << "): " << found.error);
+      last_docs = std::move(found.docs);
       STRATA_CHECK(!ep.done(), "demonstration for " << q.id << " ran out of budget ("
                                                     << env::end_reason_name(ep.end_reason()) << ")");
       (void)ep.take_pending_observation();
