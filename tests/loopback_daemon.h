@@ -1,5 +1,6 @@
-// For tests that need real retrieval: a corpus indexed with BM25 and served by the retrieval
-// daemon on a free loopback port (one I/O and one search thread). Stopped on destruction.
+// For tests that need real retrieval: a corpus indexed with BM25 (or an index built before) and
+// served by the retrieval daemon on a free loopback port (one I/O and one search thread).
+// Stopped on destruction.
 #pragma once
 
 #include <memory>
@@ -15,11 +16,13 @@ class LoopbackDaemon {
  public:
   // Indexes `corpus` (Search-R1 JSONL) into `index_dir`, then serves it.
   LoopbackDaemon(const std::string& corpus, const std::string& index_dir) {
-    retrieval::BuildOptions bo;
-    bo.threads = 1;
-    bo.progress = false;
-    retrieval::build_index(corpus, index_dir, bo);
+    build_index(corpus, index_dir);
     index_ = std::make_unique<retrieval::Bm25Index>(index_dir);
+    start();
+  }
+  // Serves an index built before (e.g. by a shared fixture); opens it read-only.
+  explicit LoopbackDaemon(const std::string& index_dir)
+      : index_(std::make_unique<retrieval::Bm25Index>(index_dir)) {
     start();
   }
   ~LoopbackDaemon() { stop(); }
@@ -43,6 +46,13 @@ class LoopbackDaemon {
     server_.reset();
   }
   int port() const { return port_; }
+  // Indexes `corpus` into `index_dir` (one thread, no progress line) without serving it.
+  static void build_index(const std::string& corpus, const std::string& index_dir) {
+    retrieval::BuildOptions bo;
+    bo.threads = 1;
+    bo.progress = false;
+    retrieval::build_index(corpus, index_dir, bo);
+  }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/retrieve"; }
 
  private:

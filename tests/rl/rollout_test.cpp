@@ -1,94 +1,132 @@
 // The async rollout engine end to end: a small built-in world, a real BM25 daemon on loopback,
-// a tokenizer trained on the world, and a tiny policy given the protocol by a short warm start.
+// a tokenizer trained on the world, and a tiny policy given the protocol by a short warm start
+// (built once per test binary: tests/shared_fixture.h).
 #include "rl/rollout.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "agent/tokenizer/bpe_trainer.h"
+#include "agent/checkpoint.h"
 #include "agent/model.h"
 #include "core/error.h"
 #include "data/qa.h"
 #include "env/world/world.h"
 #include "rl/warm_start.h"
 #include "tests/loopback_daemon.h"
+#include "tests/shared_fixture.h"
 #include "tests/test_util.h"
 
 namespace strata::rl {
 namespace {
 
+// The world, its index, the tokenizer and the warm-started policy are built once per test
+// binary (tests/shared_fixture.h) and loaded by each test process; every test gets its own
+// daemon (one test stops and restarts it) and client. The policy is only read by run_rollouts.
 class Rollouts : public ::testing::Test {
  protected:
-  void SetUp() override {
-    setenv("STRATA_NO_PROGRESS", "1", 1);
-    at::set_num_threads(1);  // tiny matrices: threads only add overhead on a shared 2-core machine
+  static void build_shared(const std::string& dir) {
     env::WorldOptions w;
     w.seed = 3;
     w.entities = 300;
     w.train = 60;
     w.dev = 10;
     w.test = 10;
-    env::write_world(w, dir_.file("world"));
-    daemon_ = std::make_unique<testing::LoopbackDaemon>(dir_.file("world/corpus.jsonl"), dir_.file("index"));
+    env::write_world(w, dir + "/world");
+    testing::LoopbackDaemon daemon(dir + "/world/corpus.jsonl", dir + "/index");
 
     agent::BpeTrainerOptions to;
     to.vocab_size = 700;
     to.show_progress = false;
     agent::BpeTrainer trainer(to);
-    trainer.add_file(dir_.file("world/corpus.jsonl"));
-    trainer.add_file(dir_.file("world/train.jsonl"));
-    tok_ = std::make_unique<agent::Tokenizer>(
-        agent::Tokenizer::from_json(agent::tokenizer_json(trainer.train(), to), "world-tokenizer"));
+    trainer.add_file(dir + "/world/corpus.jsonl");
+    trainer.add_file(dir + "/world/train.jsonl");
+    const std::string tok_json = agent::tokenizer_json(trainer.train(), to);
+    testing::write_file(dir + "/tokenizer.json", tok_json);
+    const auto tok = agent::Tokenizer::from_json(tok_json, "world-tokenizer");
 
-    auto cfg = agent::make_tiny_config(tok_->vocab_size());
+    auto cfg = agent::make_tiny_config(tok.vocab_size());
     cfg.hidden_size = 64;
     cfg.intermediate_size = 128;
     cfg.num_hidden_layers = 2;
     cfg.head_dim = 16;
-    cfg.eos_token_ids = {*tok_->eos_id()};
-    model_ = std::make_unique<agent::Model>(agent::init_random_model(cfg, 7));
+    cfg.eos_token_ids = {*tok.eos_id()};
+    auto model = agent::init_random_model(cfg, 7);
 
-    questions_ = data::read_qa_file(dir_.file("world/train.jsonl"));
-    env_.max_turn_tokens = 48;
-    env_.max_obs_tokens = 120;
-    env_.max_response_tokens = 900;
+    const auto questions = data::read_qa_file(dir + "/world/train.jsonl");
     // Give the policy the protocol: demonstrations of 1-2 searches, then an answer.
     std::vector<data::QaRecord> demo_q;
-    for (const auto& q : questions_)
+    for (const auto& q : questions)
       if (q.metadata.value("hops", 0) >= 1 && q.metadata.value("hops", 0) <= 2 && demo_q.size() < 24)
         demo_q.push_back(q);
     DemonstratorOptions dopts;
     dopts.under_search = 0.5;
-    auto demos = make_demonstrations(demo_q, *tok_, *client(), env_, dopts);
+    retrieval::RetrievalClient client(client_options(daemon.url(), 4));
+    auto demos = make_demonstrations(demo_q, tok, client, env_options(), dopts);
     std::vector<SftExample> examples;
     for (const auto& d : demos) examples.push_back(d.example);
     SftOptions so;
     so.epochs = 30;
     so.batch_size = 8;
     so.lr = 3e-3;
-    const auto rep = sft_train(*model_, examples, so);
-    ASSERT_LT(rep.last_loss, rep.first_loss);
-    std::fprintf(stderr, "warm start: %d steps, loss %.3f -> %.3f\n", rep.steps, rep.first_loss,
-                 rep.last_loss);
+    const auto rep = sft_train(model, examples, so);
+    agent::save_model(model, dir + "/model");
+    testing::write_file(dir + "/warm_start.json",
+                        nlohmann::json{{"steps", rep.steps}, {"first_loss", rep.first_loss},
+                                       {"last_loss", rep.last_loss}}
+                            .dump());
+  }
+  static void SetUpTestSuite() {
+    setenv("STRATA_NO_PROGRESS", "1", 1);
+    at::set_num_threads(1);  // tiny matrices: threads only add overhead on a shared 2-core machine
+    shared_ = testing::shared_fixture_dir("rl_rollouts", build_shared);
+    tok_ = std::make_unique<agent::Tokenizer>(
+        agent::Tokenizer::from_json(testing::read_file(shared_ + "/tokenizer.json"), "world-tokenizer"));
+    model_ = std::make_unique<agent::Model>(agent::load_model(shared_ + "/model"));
+    questions_ = data::read_qa_file(shared_ + "/world/train.jsonl");
+  }
+  static void TearDownTestSuite() {
+    model_.reset();
+    tok_.reset();
+  }
+  void SetUp() override {
+    const auto rep = nlohmann::json::parse(testing::read_file(shared_ + "/warm_start.json"));
+    ASSERT_LT(rep["last_loss"].get<double>(), rep["first_loss"].get<double>());
+    std::fprintf(stderr, "warm start: %d steps, loss %.3f -> %.3f\n", rep["steps"].get<int>(),
+                 rep["first_loss"].get<double>(), rep["last_loss"].get<double>());
+    daemon_ = std::make_unique<testing::LoopbackDaemon>(shared_ + "/index");
+    env_ = env_options();
   }
   void TearDown() override {
     client_.reset();
     daemon_.reset();
   }
 
+  static env::SearchEnvOptions env_options() {
+    env::SearchEnvOptions e;
+    e.max_turn_tokens = 48;
+    e.max_obs_tokens = 120;
+    e.max_response_tokens = 900;
+    return e;
+  }
+  static retrieval::ClientOptions client_options(const std::string& url, int attempts) {
+    retrieval::ClientOptions co;
+    co.url = url;
+    co.max_attempts = attempts;
+    co.backoff_initial_ms = 20;
+    co.backoff_max_ms = 100;
+    co.timeout_ms = 5000;
+    return co;
+  }
+
   retrieval::RetrievalClient* client(int attempts = 4) {
-    if (!client_ || client_->options().max_attempts != attempts) {
-      retrieval::ClientOptions co;
-      co.url = daemon_->url();
-      co.max_attempts = attempts;
-      co.backoff_initial_ms = 20;
-      co.backoff_max_ms = 100;
-      co.timeout_ms = 5000;
-      client_ = std::make_unique<retrieval::RetrievalClient>(co);
-    }
+    if (!client_ || client_->options().max_attempts != attempts)
+      client_ = std::make_unique<retrieval::RetrievalClient>(client_options(daemon_->url(), attempts));
     return client_.get();
   }
   RolloutOptions options(double temperature, uint64_t seed) const {
@@ -105,12 +143,12 @@ class Rollouts : public ::testing::Test {
     return {questions_.begin() + 30, questions_.begin() + 30 + static_cast<long>(n)};
   }
 
-  testing::TempDir dir_;
+  static inline std::string shared_;
+  static inline std::unique_ptr<agent::Tokenizer> tok_;
+  static inline std::unique_ptr<agent::Model> model_;
+  static inline std::vector<data::QaRecord> questions_;
   std::unique_ptr<testing::LoopbackDaemon> daemon_;
   std::unique_ptr<retrieval::RetrievalClient> client_;
-  std::unique_ptr<agent::Tokenizer> tok_;
-  std::unique_ptr<agent::Model> model_;
-  std::vector<data::QaRecord> questions_;
   env::SearchEnvOptions env_;
 };
 

@@ -27,39 +27,48 @@
 #include "env/rollout_file.h"
 #include "env/world/world.h"
 #include "tests/loopback_daemon.h"
+#include "tests/shared_fixture.h"
 #include "tests/test_util.h"
 
 namespace strata::rl {
 namespace {
 
-// A small world, its index served on loopback, a world tokenizer and a tiny random policy.
+// A small world, its index served on loopback, a world tokenizer and a tiny random policy. They
+// are built once per test binary (tests/shared_fixture.h); each TrainWorld copies the world and
+// the policy into its own folder (where its runs write) and serves the shared index.
 struct TrainWorld {
   testing::TempDir dir;
   std::unique_ptr<testing::LoopbackDaemon> daemon;
-  TrainWorld() {
-    setenv("STRATA_NO_PROGRESS", "1", 1);
+  static void build(const std::string& dir) {
     env::WorldOptions w;
     w.seed = 2;
     w.entities = 300;
     w.train = 40;
     w.dev = 10;
     w.test = 10;
-    env::write_world(w, dir.file("world"));
-    daemon = std::make_unique<testing::LoopbackDaemon>(dir.file("world/corpus.jsonl"), dir.file("index"));
+    env::write_world(w, dir + "/world");
+    testing::LoopbackDaemon::build_index(dir + "/world/corpus.jsonl", dir + "/index");
     agent::BpeTrainerOptions to;
     to.vocab_size = 600;
     to.show_progress = false;
     agent::BpeTrainer bpe(to);
-    bpe.add_file(dir.file("world/corpus.jsonl"));
-    agent::write_tokenizer_files(bpe.train(), to, dir.file("tiny/tokenizer.json"));
-    const auto tok = agent::Tokenizer::from_file(dir.file("tiny/tokenizer.json"));
+    bpe.add_file(dir + "/world/corpus.jsonl");
+    agent::write_tokenizer_files(bpe.train(), to, dir + "/tiny/tokenizer.json");
+    const auto tok = agent::Tokenizer::from_file(dir + "/tiny/tokenizer.json");
     auto cfg = agent::make_tiny_config(tok.vocab_size());
     cfg.hidden_size = 32;
     cfg.intermediate_size = 64;
     cfg.num_hidden_layers = 1;
     cfg.head_dim = 8;
     cfg.eos_token_ids = {*tok.eos_id()};
-    agent::save_model(agent::init_random_model(cfg, 1), dir.file("tiny"), dir.file("tiny"));
+    agent::save_model(agent::init_random_model(cfg, 1), dir + "/tiny", dir + "/tiny");
+  }
+  TrainWorld() {
+    setenv("STRATA_NO_PROGRESS", "1", 1);
+    const std::string shared = testing::shared_fixture_dir("rl_trainer", build);
+    testing::copy_tree(shared + "/world", dir.file("world"));
+    testing::copy_tree(shared + "/tiny", dir.file("tiny"));
+    daemon = std::make_unique<testing::LoopbackDaemon>(shared + "/index");
   }
   TrainerConfig config(const std::string& out, int steps) const {
     TrainerConfig tc;
