@@ -10,6 +10,7 @@
 #   STRATA_FUZZ_BUILD_DIR=dir       build somewhere other than ./build-fuzz
 #   STRATA_BUILD_LOCK=file          hold flock(1) on `file` while compiling (shared machines)
 #   STRATA_JOBS=N                   parallel compile jobs (default: number of cores)
+#   STRATA_FUZZ_NO_BUILD=1          run the fuzzers already in the build folder as they are
 # New inputs the fuzzer finds stay in a temporary copy; the seed corpus in the repository changes
 # only by hand (or with fuzz_make_seeds).
 set -euo pipefail
@@ -37,16 +38,20 @@ if [[ ! -f "$FUZZER_LIB" ]]; then
 fi
 
 # ---- build -------------------------------------------------------------------------------
-LOCK=()
-[[ -n "${STRATA_BUILD_LOCK:-}" ]] && LOCK=(flock "$STRATA_BUILD_LOCK")
-cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-  -DSTRATA_WITH_TORCH=OFF -DSTRATA_BUILD_TESTS=OFF -DSTRATA_FUZZ=ON >"$BUILD_DIR.configure.log" 2>&1 ||
-  { cat "$BUILD_DIR.configure.log" >&2; say "configure failed"; exit 1; }
-build_start=$(date +%s)
-"${LOCK[@]}" cmake --build "$BUILD_DIR" --target fuzzers -j "$JOBS" >"$BUILD_DIR.build.log" 2>&1 ||
-  { tail -50 "$BUILD_DIR.build.log" >&2; say "build failed (log: $BUILD_DIR.build.log)"; exit 1; }
-say "built in $(($(date +%s) - build_start)) s; ${#TARGETS[@]} targets x ${SECONDS_PER_TARGET} s"
+if [[ -z "${STRATA_FUZZ_NO_BUILD:-}" ]]; then
+  LOCK=()
+  [[ -n "${STRATA_BUILD_LOCK:-}" ]] && LOCK=(flock "$STRATA_BUILD_LOCK")
+  mkdir -p "$BUILD_DIR"
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DSTRATA_WITH_TORCH=OFF -DSTRATA_BUILD_TESTS=OFF -DSTRATA_FUZZ=ON >"$BUILD_DIR/configure.log" 2>&1 ||
+    { cat "$BUILD_DIR/configure.log" >&2; say "configure failed"; exit 1; }
+  build_start=$(date +%s)
+  "${LOCK[@]}" cmake --build "$BUILD_DIR" --target fuzzers -j "$JOBS" >"$BUILD_DIR/build.log" 2>&1 ||
+    { tail -50 "$BUILD_DIR/build.log" >&2; say "build failed (log: $BUILD_DIR/build.log)"; exit 1; }
+  say "built in $(($(date +%s) - build_start)) s"
+fi
+say "${#TARGETS[@]} targets x ${SECONDS_PER_TARGET} s"
 
 # ---- run ---------------------------------------------------------------------------------
 ARTIFACTS="$BUILD_DIR/fuzz-findings"

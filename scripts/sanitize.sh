@@ -19,12 +19,13 @@ FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-po
 LOCK=()
 [[ -n "${STRATA_BUILD_LOCK:-}" ]] && LOCK=(flock "$STRATA_BUILD_LOCK")
 start=$(date +%s)
+mkdir -p "$BUILD_DIR"
 cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=g++ \
   -DSTRATA_WITH_TORCH=OFF -DSTRATA_BUILD_TESTS=ON \
   -DCMAKE_CXX_FLAGS="$FLAGS" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
-  >"$BUILD_DIR.configure.log" 2>&1 || { cat "$BUILD_DIR.configure.log" >&2; say "configure failed"; exit 1; }
-"${LOCK[@]}" cmake --build "$BUILD_DIR" -j "$JOBS" >"$BUILD_DIR.build.log" 2>&1 ||
-  { tail -50 "$BUILD_DIR.build.log" >&2; say "build failed (log: $BUILD_DIR.build.log)"; exit 1; }
+  >"$BUILD_DIR/configure.log" 2>&1 || { cat "$BUILD_DIR/configure.log" >&2; say "configure failed"; exit 1; }
+"${LOCK[@]}" cmake --build "$BUILD_DIR" -j "$JOBS" >"$BUILD_DIR/build.log" 2>&1 ||
+  { tail -50 "$BUILD_DIR/build.log" >&2; say "build failed (log: $BUILD_DIR/build.log)"; exit 1; }
 say "built in $(($(date +%s) - start)) s"
 
 # halt_on_error: the first report fails the test; detect_leaks: LeakSanitizer too.
