@@ -68,7 +68,7 @@ Model load_model(const std::string& dir, const LoadOptions& options) {
   ModelConfig config = load_model_config(dir);
   const std::string dev = pick_device(options.device);
   const torch::Dtype dtype =
-      options.dtype == "auto" ? (dev == "cuda" ? torch::kBFloat16 : torch::kFloat32) : parse_dtype(options.dtype);
+      options.dtype == "auto" ? (dev != "cpu" ? torch::kBFloat16 : torch::kFloat32) : parse_dtype(options.dtype);
   auto weights = load_safetensors_dir(dir);
   for (auto& kv : weights) {
     // A view of the mapping when dtype and device already match; otherwise one converted copy.

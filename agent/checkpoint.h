@@ -10,7 +10,7 @@
 namespace strata::agent {
 
 struct LoadOptions {
-  std::string device = "cpu";  // "cpu" or "cuda" (see pick_device)
+  std::string device = "cpu";  // "auto", "cpu", "cuda" or "cuda:N" (see pick_device)
   std::string dtype = "auto";  // "auto" (float32 on CPU, bfloat16 on CUDA), float32, bfloat16, float16
 };
 

@@ -31,19 +31,30 @@ RuntimeInfo runtime_info() {
   return info;
 }
 
+bool is_device_name(const std::string& name, bool allow_auto) {
+  if (name == "cpu" || name == "cuda" || (allow_auto && name == "auto")) return true;
+  const std::string prefix = "cuda:";
+  return name.size() > prefix.size() && name.size() <= prefix.size() + 2 && name.compare(0, prefix.size(), prefix) == 0 &&
+         std::all_of(name.begin() + prefix.size(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 std::string pick_device(const std::string& requested) {
-  STRATA_CHECK(requested == "auto" || requested == "cpu" || requested == "cuda",
-               "device: expected auto, cpu or cuda, got \"" << requested << "\"");
-  const RuntimeInfo info = runtime_info();
+  STRATA_CHECK(is_device_name(requested, true),
+               "device: expected auto, cpu, cuda or cuda:N, got \"" << requested << "\"");
   if (requested == "cpu") return "cpu";
-  if (requested == "cuda") {
-    STRATA_CHECK(info.cuda_compiled,
-                 "device \"cuda\" requested but strata was built without CUDA code paths "
-                 "(no CUDA toolkit or a CPU-only LibTorch at configure time)");
-    STRATA_CHECK(info.cuda_available, "device \"cuda\" requested but no CUDA device is visible");
-    return "cuda";
+  const RuntimeInfo info = runtime_info();
+  if (requested == "auto") return info.cuda_available ? "cuda" : "cpu";
+  STRATA_CHECK(info.cuda_compiled,
+               "device: \"" << requested
+                            << "\" requested but strata was built without CUDA code paths "
+                               "(no CUDA toolkit or a CPU-only LibTorch at configure time)");
+  STRATA_CHECK(info.cuda_available, "device: \"" << requested << "\" requested but no CUDA device is visible");
+  if (requested != "cuda") {
+    const int index = std::stoi(requested.substr(5));
+    STRATA_CHECK(index < info.cuda_devices, "device: \"" << requested << "\" requested but only "
+                                                         << info.cuda_devices << " CUDA device(s) are visible");
   }
-  return info.cuda_available ? "cuda" : "cpu";
+  return requested;
 }
 
 MatmulBench bench_matmul(int n, int reps, const std::string& dtype, const std::string& device) {
@@ -75,7 +86,7 @@ MatmulBench bench_matmul(int n, int reps, const std::string& dtype, const std::s
   MatmulBench out;
   out.n = n;
   out.dtype = dtype;
-  out.device = dev.is_cuda() ? "cuda" : "cpu";
+  out.device = dev.is_cuda() ? "cuda" : "cpu";  // the kind, as before
   out.seconds = best;
   out.gflops = 2.0 * n * static_cast<double>(n) * n / best / 1e9;
   return out;

@@ -19,8 +19,14 @@ struct RuntimeInfo {
 
 RuntimeInfo runtime_info();
 
-// "cuda" when a CUDA device is usable (and strata was built with CUDA), else "cpu".
-// `requested` may be "auto", "cpu" or "cuda"; asking for "cuda" without one is a strata::Error.
+// The one parser of device names. Syntax only: "cpu", "cuda", "cuda:N" and, with allow_auto,
+// "auto". Config validate() functions use it; it needs no device.
+bool is_device_name(const std::string& name, bool allow_auto = false);
+
+// The device to run on, as a canonical name ("cpu", "cuda", "cuda:1"). `requested` is "auto"
+// (cuda when a CUDA device is usable and strata was built with CUDA, else cpu), "cpu", "cuda" or
+// "cuda:N". A bad name, CUDA asked for without one, or N beyond the visible devices is a
+// strata::Error that starts with "device: ".
 std::string pick_device(const std::string& requested);
 
 struct MatmulBench {

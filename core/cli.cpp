@@ -19,7 +19,7 @@ void add_common(CLI::App& app, CommonOptions& opts) {
 void add_config(CLI::App& app, ConfigOptions& opts) {
   app.add_option("-c,--config", opts.config_file, "JSON config file (built-in defaults if omitted)")
       ->check(CLI::ExistingFile);
-  app.add_option("--set", opts.sets, "override a config key, e.g. --set trainer.lr=1e-6 (repeatable)")
+  app.add_option("--set", opts.sets, "override a config key, e.g. --set rollout.temperature=0.7 (repeatable)")
       ->expected(1)
       ->take_all();
   app.add_flag("--print-config", opts.print_config, "print the resolved config as JSON and exit");
@@ -35,16 +35,19 @@ int run_main(CLI::App& app, int argc, char** argv, const std::function<int()>& b
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // --help / --version exit 0; every other parse failure is bad usage: exit code 2.
-    return app.exit(e) == 0 ? 0 : 2;
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
   try {
     return body();
+  } catch (const UnreachableError& e) {
+    std::fprintf(stderr, "%s: error: %s\n", app.get_name().c_str(), e.what());
+    return kExitUnreachable;
   } catch (const Error& e) {
     std::fprintf(stderr, "%s: error: %s\n", app.get_name().c_str(), e.what());
-    return 2;
+    return kExitUsage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: failed: %s\n", app.get_name().c_str(), e.what());
-    return 1;
+    return kExitFailure;
   }
 }
 

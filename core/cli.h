@@ -3,7 +3,8 @@
 // Every program gets --log-level and --log-file (also from STRATA_LOG_LEVEL / STRATA_LOG_FILE);
 // programs driven by a config file add --config FILE and repeatable --set KEY=VALUE.
 // run_main() is the one place where exceptions become exit codes:
-//   0 success, 1 runtime failure, 2 bad usage / bad config / bad input.
+//   0 success, 1 runtime failure, 2 bad usage / bad config / bad input (strata::Error),
+//   3 a service the program needs does not answer: the retrieval daemon (strata::UnreachableError).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -13,6 +14,15 @@
 #include <vector>
 
 namespace strata::cli {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUnreachable = 3;
+// The "Exit codes" paragraph of a program's --help epilog (programs that talk to the daemon).
+constexpr const char* kExitCodesHelp =
+    "Exit codes: 0 success, 2 bad usage, config or input (the message names the key or file), 3 the\n"
+    "retrieval daemon does not answer (start it, or fix the retriever URL), 1 other failures.";
 
 struct CommonOptions {
   std::string log_level = "info";  // debug, info, warn, error, off

@@ -1,11 +1,10 @@
 #include "core/config.h"
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace strata::config {
-
-namespace {
 
 std::vector<std::string> split_path(const std::string& path) {
   std::vector<std::string> parts;
@@ -21,6 +20,54 @@ std::vector<std::string> split_path(const std::string& path) {
   if (!cur.empty()) parts.push_back(cur);
   return parts;
 }
+
+std::string join_path(const std::string& prefix, const std::string& key) {
+  return prefix.empty() ? key : prefix + "." + key;
+}
+
+Json& node_at(Json& root, const std::string& path) {
+  Json* node = &root;
+  std::string sofar;
+  for (const auto& part : split_path(path)) {
+    if (!node->is_object())
+      throw Error((sofar.empty() ? std::string("the document") : sofar) + " is " + describe(*node) +
+                  ", not an object, so it has no key \"" + part + "\"");
+    sofar = join_path(sofar, part);
+    node = &(*node)[part];  // creates a null that the next step turns into an object
+    if (node->is_null() && sofar != path) *node = Json::object();
+  }
+  return *node;
+}
+
+std::vector<std::string> diff_paths(const Json& a, const Json& b, const std::string& prefix) {
+  std::vector<std::string> out;
+  if (a.is_object() && b.is_object()) {
+    std::set<std::string> keys;
+    for (auto it = a.begin(); it != a.end(); ++it) keys.insert(it.key());
+    for (auto it = b.begin(); it != b.end(); ++it) keys.insert(it.key());
+    for (const auto& k : keys) {
+      const std::string p = join_path(prefix, k);
+      if (!a.contains(k) || !b.contains(k)) {
+        out.push_back(p);
+      } else {
+        auto sub = diff_paths(a[k], b[k], p);
+        out.insert(out.end(), sub.begin(), sub.end());
+      }
+    }
+  } else if (a != b) {
+    out.push_back(prefix);
+  }
+  return out;
+}
+
+std::string prefix_leaf(const std::string& key, const std::string& message) {
+  const size_t colon = message.find(": ");
+  const bool names_key = colon != std::string::npos && colon > 0 &&
+                         message.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.[]") == colon;
+  return key + (names_key ? "." : ": ") + message;
+}
+
+namespace {
 
 // 1-based line of byte offset `pos` in `text`.
 size_t line_of(const std::string& text, size_t pos) {
@@ -127,11 +174,20 @@ Document load_document(const std::string& path) {
   return parse_document(ss.str(), path);
 }
 
+void set_value(Document& doc, const std::string& path, Json value, const std::string& origin) {
+  try {
+    node_at(doc.json, path) = std::move(value);
+  } catch (const Error& e) {
+    throw Error(origin + ": " + e.what());
+  }
+  doc.source.add_override(path, origin);
+}
+
 void apply_overrides(Document& doc, const std::vector<std::string>& sets) {
   for (const auto& set : sets) {
     const auto eq = set.find('=');
     if (eq == std::string::npos || eq == 0)
-      throw Error("--set " + set + ": expected KEY=VALUE, e.g. --set trainer.lr=1e-6");
+      throw Error("--set " + set + ": expected KEY=VALUE, e.g. --set rollout.temperature=0.7");
     const std::string key = set.substr(0, eq);
     const std::string raw = set.substr(eq + 1);
     Json value;
@@ -140,22 +196,7 @@ void apply_overrides(Document& doc, const std::vector<std::string>& sets) {
     } catch (const Json::parse_error&) {
       value = raw;  // not JSON: a bare string
     }
-    Json* node = &doc.json;
-    std::string sofar;
-    const auto parts = split_path(key);
-    for (size_t i = 0; i < parts.size(); ++i) {
-      if (!node->is_object())
-        throw Error("--set " + set + ": " + sofar + " is " + describe(*node) +
-                    ", not an object, so it has no key \"" + parts[i] + "\"");
-      sofar += (sofar.empty() ? "" : ".") + parts[i];
-      if (i + 1 == parts.size()) {
-        (*node)[parts[i]] = value;
-      } else {
-        if (!node->contains(parts[i])) (*node)[parts[i]] = Json::object();
-        node = &(*node)[parts[i]];
-      }
-    }
-    doc.source.add_override(key, "--set " + set);
+    set_value(doc, key, std::move(value), "--set " + set);
   }
 }
 

@@ -10,17 +10,22 @@
 //       v("lr", lr, "learning rate");
 //       v("warmup", warmup, "warm-up steps");
 //     }
-//     void validate() const { STRATA_CHECK(lr > 0, "optim.lr: must be > 0, got " << lr); }
+//     void validate() const { STRATA_CHECK(lr > 0, "lr: must be > 0, got " << lr); }
 //   };
 //
 // Supported field types: bool, integers, float/double, std::string, std::vector<T>,
-// std::map<std::string, T>, std::optional<T>, and nested structs with a visit() member.
-// validate() is optional; when present it runs after the struct is filled.
+// std::map<std::string, T>, std::optional<T>, nested structs with a visit() member, and enums
+// with a name table (see "Enums" below: read from and written as their names).
+// validate() is optional; when present it runs after the struct is filled. It names the leaf
+// key ("lr: ..."), never the path to the struct: the loader adds that path (and the file:line of
+// the leaf) when the message starts with one of the struct's keys. A struct that validates a
+// nested struct itself uses validate_nested("key", value), which prefixes "key.".
 //
 // Errors name the key's dotted path and where the value came from:
-//   configs/demo.json:12: trainer.lr: expected number, got "abc"
-//   --set trainer.lr=abc: trainer.lr: expected number, got "abc"
-//   configs/demo.json:3: trainer.lrr: unknown key (known keys: lr, warmup)
+//   configs/demo.json:12: lr: expected number, got "abc"
+//   --set rollout.temperature=abc: rollout.temperature: expected number, got "abc"
+//   configs/demo.json:3: optim.lrr: unknown key (known keys: lr, warmup)
+//   configs/demo.json:7: advantage.estimator: expected grpo or stratified, got "ppo"
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -32,6 +37,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -58,6 +64,88 @@ class Source {
   std::string text_;
   std::map<std::string, std::string> overrides_;
 };
+
+// ---- dotted paths ---------------------------------------------------------------------------
+// The one walker of dotted key paths ("rollout.env.topk", "data[1]"): --set overrides, flags that
+// set a key, error locations, --list-keys and config diffs all go through these.
+
+// "a.b[2].c" -> {"a", "b", "2", "c"}.
+std::vector<std::string> split_path(const std::string& path);
+// "a.b" + "c" -> "a.b.c"; "" + "c" -> "c".
+std::string join_path(const std::string& prefix, const std::string& key);
+// The node at `path` under `root`, creating missing objects on the way; throws strata::Error
+// ("a.b is 3, not an object, so it has no key \"c\"") when a step is not an object.
+Json& node_at(Json& root, const std::string& path);
+// Dotted paths where two documents differ (a key present on one side only counts), sorted.
+std::vector<std::string> diff_paths(const Json& a, const Json& b, const std::string& prefix = "");
+
+// ---- enums ---------------------------------------------------------------------------------
+// An enum takes part in configs when a function `enum_names(E)` in its namespace returns its
+// name table (found by argument-dependent lookup):
+//
+//   enum class Schedule { kConstant, kCosine };
+//   inline constexpr config::EnumName<Schedule> kScheduleNames[] = {
+//       {Schedule::kConstant, "constant"}, {Schedule::kCosine, "cosine"}};
+//   inline config::EnumTable<Schedule> enum_names(Schedule) { return kScheduleNames; }
+//
+// A config file holds the name; a name not in the table is an error naming the key, where it
+// came from and the allowed names ("expected constant or cosine, got \"linear\"").
+template <class E>
+struct EnumName {
+  E value;
+  const char* name;
+};
+template <class E>
+class EnumTable {
+ public:
+  template <size_t N>
+  constexpr EnumTable(const EnumName<E> (&names)[N]) : begin_(names), size_(N) {}  // NOLINT
+  const EnumName<E>* begin() const { return begin_; }
+  const EnumName<E>* end() const { return begin_ + size_; }
+
+ private:
+  const EnumName<E>* begin_;
+  size_t size_;
+};
+
+template <class T, class = void>
+struct has_enum_names : std::false_type {};
+template <class T>
+struct has_enum_names<T, std::void_t<decltype(enum_names(std::declval<T>()))>> : std::is_enum<T> {};
+
+// The name of `value` ("cosine").
+template <class E>
+const char* name_of(E value) {
+  static_assert(has_enum_names<E>::value, "name_of: the enum has no enum_names() table");
+  for (const auto& n : enum_names(E{}))
+    if (n.value == value) return n.name;
+  STRATA_ASSERT(false, "enum value " << static_cast<long long>(value) << " has no name");
+  return "";
+}
+// The value named `name`, or nothing.
+template <class E>
+std::optional<E> parse_enum(std::string_view name) {
+  static_assert(has_enum_names<E>::value, "parse_enum: the enum has no enum_names() table");
+  for (const auto& n : enum_names(E{}))
+    if (name == n.name) return n.value;
+  return std::nullopt;
+}
+// The allowed names as prose: "grpo or stratified", "k1, k2, k3 or off".
+template <class E>
+std::string enum_choices() {
+  std::vector<const char*> names;
+  for (const auto& n : enum_names(E{})) names.push_back(n.name);
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i)
+    out += std::string(i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  return out;
+}
+// The value named `name`; otherwise throws strata::Error "<key>: expected a, b or c, got "x"".
+template <class E>
+E enum_from_name(std::string_view name, const std::string& key) {
+  if (auto v = parse_enum<E>(name)) return *v;
+  throw Error(key + ": expected " + enum_choices<E>() + ", got \"" + std::string(name) + "\"");
+}
 
 // Short human description of a JSON value's type and value: `"abc"`, `1.5`, `an object`.
 std::string describe(const Json& j);
@@ -109,6 +197,21 @@ class Reader {
     read_value(*it, value, src_, join(key));
   }
 
+  // A validate() failure: "key: message" (or "key.sub: message") names a key of this struct,
+  // so the error gets that key's full path and location; any other message gets the struct's.
+  [[noreturn]] void fail_validation(const std::string& message) const {
+    const size_t colon = message.find(": ");
+    if (colon != std::string::npos && colon > 0) {
+      const std::string key = message.substr(0, colon);
+      const bool word = key.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.[]") == std::string::npos;
+      const std::string first = key.substr(0, key.find_first_of(".["));
+      bool known = false;
+      for (const auto& k : known_) known = known || k == first;
+      if (word && known) fail_at(src_, join(key), message.substr(colon + 2));
+    }
+    fail_at(src_, path_, message);
+  }
+
   // Every key of the object must have been visited.
   void reject_unknown() const {
     for (auto it = obj_.begin(); it != obj_.end(); ++it) {
@@ -123,7 +226,7 @@ class Reader {
   }
 
  private:
-  std::string join(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  std::string join(const std::string& key) const { return join_path(path_, key); }
   const Json& obj_;
   const Source& src_;
   std::string path_;
@@ -152,6 +255,10 @@ void read_value(const Json& j, T& out, const Source& src, const std::string& pat
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (!j.is_string()) fail_at(src, path, "expected string, got " + describe(j));
     out = j.get<std::string>();
+  } else if constexpr (has_enum_names<T>::value) {
+    const auto v = j.is_string() ? parse_enum<T>(j.get<std::string>()) : std::nullopt;
+    if (!v) fail_at(src, path, "expected " + enum_choices<T>() + ", got " + describe(j));
+    out = *v;
   } else if constexpr (is_struct<T>::value) {
     if (!j.is_object()) fail_at(src, path, "expected an object, got " + describe(j));
     Reader r(j, src, path);
@@ -161,7 +268,7 @@ void read_value(const Json& j, T& out, const Source& src, const std::string& pat
       try {
         out.validate();
       } catch (const Error& e) {
-        fail_at(src, path, e.what());
+        r.fail_validation(e.what());
       }
     }
   } else {
@@ -187,7 +294,7 @@ void read_container(const Json& j, std::map<std::string, T>& out, const Source& 
   out.clear();
   for (auto it = j.begin(); it != j.end(); ++it) {
     T v{};
-    read_value(it.value(), v, src, path + "." + it.key());
+    read_value(it.value(), v, src, join_path(path, it.key()));
     out.emplace(it.key(), std::move(v));
   }
 }
@@ -238,6 +345,8 @@ Json to_json(const T& value) {
   } else if constexpr (std::is_same_v<T, bool> || std::is_arithmetic_v<T> ||
                        std::is_same_v<T, std::string>) {
     return Json(value);
+  } else if constexpr (has_enum_names<T>::value) {
+    return Json(name_of(value));
   } else {
     return container_to_json(value);
   }
@@ -271,6 +380,9 @@ struct Document {
 Document load_document(const std::string& path);
 // Parses JSON text (for tests and embedded defaults); `name` is used in messages.
 Document parse_document(const std::string& text, const std::string& name);
+// Sets the key at dotted `path` to `value` and records `origin` (e.g. "--temperature 0.7") as
+// where it came from; a step through a non-object is an error that starts with `origin`.
+void set_value(Document& doc, const std::string& path, Json value, const std::string& origin);
 // Applies `a.b.c=value` overrides. `value` is parsed as JSON when it is valid JSON
 // (numbers, true/false, null, lists, objects, quoted strings) and taken as a string otherwise.
 void apply_overrides(Document& doc, const std::vector<std::string>& sets);
@@ -302,7 +414,7 @@ class DocWriter {
   DocWriter(std::string& out, std::string prefix) : out_(out), prefix_(std::move(prefix)) {}
   template <class T>
   void operator()(const char* key, const T& value, const char* doc) {
-    const std::string path = prefix_.empty() ? key : prefix_ + "." + key;
+    const std::string path = join_path(prefix_, key);
     if constexpr (is_struct<T>::value) {
       DocWriter sub(out_, path);
       T copy = value;
@@ -317,6 +429,19 @@ class DocWriter {
   std::string prefix_;
 };
 }  // namespace detail
+
+// Validates a nested struct from its parent's validate(): the message's leaf key gets the
+// prefix "key." ("max_turns: ..." -> "env.max_turns: ..."); a message that names no key gets
+// "key: " (prefix_leaf).
+std::string prefix_leaf(const std::string& key, const std::string& message);
+template <class T>
+void validate_nested(const char* key, const T& value) {
+  try {
+    value.validate();
+  } catch (const Error& e) {
+    throw Error(prefix_leaf(key, e.what()));
+  }
+}
 
 template <class T>
 std::string describe_fields(T defaults) {

@@ -18,6 +18,14 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
+// A service the program needs does not answer or does not work (the retrieval daemon). Programs
+// exit with cli::kExitUnreachable (3) on it, so that scripts can tell "start the daemon" from a
+// bad config.
+class UnreachableError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 [[noreturn]] void throw_error(const std::string& msg, const char* cond, const char* file, int line);
 [[noreturn]] void abort_bug(const std::string& msg, const char* cond, const char* file, int line);

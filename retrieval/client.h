@@ -55,6 +55,33 @@ struct RetrieveResult {
   double seconds = 0;    // from submission to completion, retries included
 };
 
+// The daemon's health as seen from a client, before any work depends on it.
+struct HealthResult {
+  enum class Status {
+    kOk,           // GET /health answered 200, or (servers without /health, such as Search-R1's)
+                   // a one-query POST to the /retrieve URL answered 200
+    kUnreachable,  // nothing answered at /health: no daemon at that host:port
+    kNotWorking,   // something answered, but neither /health nor a probe /retrieve with 200
+  };
+  Status status = Status::kUnreachable;
+  std::string retrieve_url;  // the /retrieve URL probed
+  std::string health_url;    // the /health URL asked: the /retrieve URL's last segment replaced
+  long health_status = 0;    // HTTP status of GET /health; 0 when nothing came back
+  long retrieve_status = 0;  // HTTP status of the probe POST (0: not sent, or nothing came back)
+  std::string error;         // transport error (curl's message) of the failing request, if any
+  bool ok() const { return status == Status::kOk; }
+};
+
+// GET /health beside `retrieve_url` (http://host:port/retrieve -> http://host:port/health), with a
+// short timeout (connecting: at most 3 s; the whole request: timeout_ms), then, when that does
+// not answer 200, one probe query to the /retrieve URL itself. Never throws for network errors.
+HealthResult check_health(const std::string& retrieve_url, int timeout_ms = 10000);
+
+// Throws strata::UnreachableError (programs exit with 3) unless `h` is ok; the message starts with
+// `key` (the option naming the URL, e.g. "retriever" or "--retriever"), says what failed and how
+// to start a daemon.
+void require_healthy(const HealthResult& h, const std::string& key);
+
 class RetrievalClient {
  public:
   using Callback = std::function<void(RetrieveResult)>;
@@ -78,6 +105,8 @@ class RetrievalClient {
   // Peak of in_flight() since construction (for tests of back-pressure).
   int peak_in_flight() const;
   const ClientOptions& options() const;
+  // check_health() of this client's URL.
+  HealthResult health() const;
 
  private:
   struct Impl;

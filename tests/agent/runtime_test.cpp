@@ -29,6 +29,34 @@ TEST(Runtime, DeviceChoice) {
   }
 }
 
+// One parser of device names: syntax first, then what is there.
+TEST(Runtime, DeviceNames) {
+  for (const char* ok : {"cpu", "cuda", "cuda:0", "cuda:12"}) EXPECT_TRUE(is_device_name(ok)) << ok;
+  for (const char* bad : {"gpu", "auto", "cuda:", "cuda:x", "cuda:123", "CPU", " cpu", "cuda:-1"})
+    EXPECT_FALSE(is_device_name(bad)) << bad;
+  EXPECT_TRUE(is_device_name("auto", /*allow_auto=*/true));
+  try {
+    pick_device("gpu");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("device: expected auto, cpu, cuda or cuda:N, got \"gpu\"", 0), 0u) << e.what();
+  }
+  const auto info = runtime_info();
+  if (!info.cuda_available) {
+    for (const char* d : {"cuda", "cuda:0"}) {
+      try {
+        pick_device(d);
+        ADD_FAILURE() << d;
+      } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()).rfind(std::string("device: \"") + d + "\" requested but ", 0), 0u) << e.what();
+      }
+    }
+  } else {
+    EXPECT_EQ(pick_device("cuda:0"), "cuda:0");
+    EXPECT_THROW(pick_device("cuda:" + std::to_string(info.cuda_devices)), Error);
+  }
+}
+
 TEST(Runtime, MatmulIsCorrectSizeAndFinite) {
   const auto r = bench_matmul(128, 2, "float32", "cpu");
   EXPECT_EQ(r.device, "cpu");

@@ -166,5 +166,91 @@ TEST(Config, DescribeFieldsListsLeaves) {
   EXPECT_NE(text.find("learning rate"), std::string::npos);
 }
 
+// ---- enums ---------------------------------------------------------------------------------
+
+enum class Mode { kFast, kSafe, kOff };
+inline constexpr config::EnumName<Mode> kModeNames[] = {{Mode::kFast, "fast"}, {Mode::kSafe, "safe"}, {Mode::kOff, "off"}};
+inline config::EnumTable<Mode> enum_names(Mode) { return kModeNames; }
+
+struct ModeOptions {
+  Mode mode = Mode::kSafe;
+  int level = 1;
+  template <class V>
+  void visit(V& v) {
+    v("mode", mode, "fast, safe or off");
+    v("level", level, "level");
+  }
+  void validate() const { STRATA_CHECK(level >= 0, "level: expected >= 0, got " << level); }
+};
+struct ModeConfig {
+  ModeOptions opts;
+  template <class V>
+  void visit(V& v) {
+    v("opts", opts, "options");
+  }
+  void validate() const { config::validate_nested("opts", opts); }
+};
+
+TEST(ConfigEnum, ReadWrittenAndListedByName) {
+  auto c = config::from_document<ModeConfig>(config::parse_document(R"({"opts": {"mode": "off"}})", "m.json"));
+  EXPECT_EQ(c.opts.mode, Mode::kOff);
+  EXPECT_EQ(config::to_json(c)["opts"]["mode"], "off");
+  EXPECT_NE(config::describe_fields(ModeConfig{}).find("opts.mode = \"safe\""), std::string::npos);
+  EXPECT_STREQ(config::name_of(Mode::kFast), "fast");
+  EXPECT_EQ(config::parse_enum<Mode>("safe"), Mode::kSafe);
+  EXPECT_FALSE(config::parse_enum<Mode>("Safe").has_value());
+  EXPECT_EQ(config::enum_choices<Mode>(), "fast, safe or off");
+}
+
+TEST(ConfigEnum, BadNameNamesKeyLineAndChoices) {
+  auto doc = config::parse_document("{\n  \"opts\": {\n    \"mode\": \"slow\"\n  }\n}", "m.json");
+  EXPECT_EQ(error_of([&] { config::from_document<ModeConfig>(doc); }),
+            "m.json:3: opts.mode: expected fast, safe or off, got \"slow\"");
+  auto num = config::parse_document(R"({"opts": {"mode": 2}})", "m.json");
+  EXPECT_EQ(error_of([&] { config::from_document<ModeConfig>(num); }),
+            "m.json:1: opts.mode: expected fast, safe or off, got 2");
+  auto set = config::parse_document("{}", "m.json");
+  config::apply_overrides(set, {"opts.mode=slow"});
+  EXPECT_EQ(error_of([&] { config::from_document<ModeConfig>(set); }),
+            "--set opts.mode=slow: opts.mode: expected fast, safe or off, got \"slow\"");
+  EXPECT_EQ(error_of([] { config::enum_from_name<Mode>("x", "mode"); }), "mode: expected fast, safe or off, got \"x\"");
+}
+
+// validate() names the leaf; the loader adds the path and the leaf's own line, once.
+TEST(ConfigErrors, ValidateNamesTheLeafAndTheLoaderThePath) {
+  auto doc = config::parse_document("{\n  \"opts\": {\n    \"mode\": \"fast\",\n    \"level\": -1\n  }\n}", "m.json");
+  const auto msg = error_of([&] { config::from_document<ModeConfig>(doc); });
+  EXPECT_EQ(msg.rfind("m.json:4: opts.level: expected >= 0, got -1", 0), 0u) << msg;
+  // A parent's validate() of a nested struct prefixes the key.
+  ModeConfig c;
+  c.opts.level = -2;
+  EXPECT_EQ(error_of([&] { c.validate(); }).rfind("opts.level: expected >= 0, got -2", 0), 0u);
+  EXPECT_EQ(config::prefix_leaf("env", "max_turns: expected >= 1"), "env.max_turns: expected >= 1");
+  EXPECT_EQ(config::prefix_leaf("env", "give at least one"), "env: give at least one");
+}
+
+// ---- dotted paths --------------------------------------------------------------------------
+
+TEST(ConfigPath, OneWalkerForOverridesFlagsAndDiffs) {
+  EXPECT_EQ(config::split_path("a.b[2].c"), (std::vector<std::string>{"a", "b", "2", "c"}));
+  EXPECT_EQ(config::join_path("", "a"), "a");
+  EXPECT_EQ(config::join_path("a.b", "c"), "a.b.c");
+  config::Json j = config::Json::object();
+  config::node_at(j, "x.y.z") = 3;
+  EXPECT_EQ(j["x"]["y"]["z"], 3);
+  j["n"] = 5;
+  EXPECT_NE(error_of([&] { config::node_at(j, "n.k"); }).find("n is 5, not an object, so it has no key \"k\""),
+            std::string::npos);
+  auto doc = config::parse_document(R"({"trainer": {"lr": 0.1}})", "c.json");
+  config::set_value(doc, "trainer.warmup", 4, "--warmup 4");
+  EXPECT_EQ(config::from_document<TrainConfig>(doc).trainer.warmup, 4);
+  EXPECT_EQ(doc.source.locate("trainer.warmup"), "--warmup 4");
+  EXPECT_NE(error_of([&] { config::set_value(doc, "trainer.lr.x", 1, "--flag 1"); }).rfind("--flag 1: trainer.lr is", 0),
+            std::string::npos);
+  const auto a = config::Json::parse(R"({"a": 1, "b": {"c": 2, "d": 3}, "e": 4})");
+  const auto b = config::Json::parse(R"({"a": 1, "b": {"c": 5, "d": 3}, "f": 4})");
+  EXPECT_EQ(config::diff_paths(a, b), (std::vector<std::string>{"b.c", "e", "f"}));
+}
+
 }  // namespace
 }  // namespace strata

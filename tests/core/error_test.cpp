@@ -2,10 +2,26 @@
 
 #include <gtest/gtest.h>
 
+#include "core/cli.h"
 #include "core/log.h"
 
 namespace strata {
 namespace {
+
+// run_main turns exceptions into the documented exit codes; "daemon unreachable" has its own.
+TEST(ExitCodes, RunMainMapsErrorTypes) {
+  auto run = [](const std::function<int()>& body) {
+    CLI::App app{"test", "prog"};
+    char name[] = "prog";
+    char* argv[] = {name};
+    return cli::run_main(app, 1, argv, body);
+  };
+  EXPECT_EQ(run([] { return 0; }), cli::kExitOk);
+  EXPECT_EQ(run([]() -> int { throw Error("bad key"); }), cli::kExitUsage);
+  EXPECT_EQ(run([]() -> int { throw UnreachableError("retriever: cannot reach"); }), cli::kExitUnreachable);
+  EXPECT_EQ(cli::kExitUnreachable, 3);
+  EXPECT_EQ(run([]() -> int { throw std::runtime_error("disk full"); }), cli::kExitFailure);
+}
 
 TEST(Error, CheckThrowsWithMessageConditionAndLocation) {
   const int topk = -2;

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <future>
 #include <memory>
@@ -405,6 +406,45 @@ TEST_F(ClientTest, BlockingRetrieveFromACompletionHandlerIsRefused) {
   const RetrieveResult r = f.get();
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.error.find("deadlock"), std::string::npos);
+}
+
+// The health probe: a typed result, and one error type (programs exit with 3 on it).
+TEST_F(ClientTest, HealthProbeIsTyped) {
+  start();
+  RetrievalClient client(client_options());
+  const HealthResult ok = client.health();
+  EXPECT_TRUE(ok.ok());
+  EXPECT_EQ(ok.status, HealthResult::Status::kOk);
+  EXPECT_EQ(ok.health_status, 200);
+  EXPECT_EQ(ok.health_url, "http://127.0.0.1:" + std::to_string(port_) + "/health");
+  EXPECT_NO_THROW(require_healthy(ok, "retriever"));
+
+  // A path the server does not serve: /health answers 404 and so does the probe query.
+  const HealthResult broken = check_health("http://127.0.0.1:" + std::to_string(port_) + "/nope/retrieve");
+  EXPECT_EQ(broken.status, HealthResult::Status::kNotWorking);
+  EXPECT_EQ(broken.health_status, 404);
+  EXPECT_EQ(broken.retrieve_status, 404);
+  EXPECT_THROW(require_healthy(broken, "retriever"), UnreachableError);
+
+  const uint16_t dead = testing::free_port();
+  const auto t0 = std::chrono::steady_clock::now();
+  const HealthResult down = check_health("http://127.0.0.1:" + std::to_string(dead) + "/retrieve");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+  EXPECT_EQ(down.status, HealthResult::Status::kUnreachable);
+  EXPECT_EQ(down.health_status, 0);
+  EXPECT_FALSE(down.error.empty());
+  try {
+    require_healthy(down, "--retriever");
+    ADD_FAILURE() << "no error";
+  } catch (const UnreachableError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("--retriever: cannot reach the retrieval daemon at http://127.0.0.1:" + std::to_string(dead) +
+                             "/health (",
+                         0),
+              0u)
+        << what;
+    EXPECT_NE(what.find("retrieval_server"), std::string::npos) << "says how to start one: " << what;
+  }
 }
 
 TEST(ClientOptionsTest, BadOptionsAreRejected) {
