@@ -19,6 +19,13 @@ const char* action_name(Action::Kind k) {
 }
 }  // namespace
 
+EndReason end_reason_of(const pb::Trajectory& t) {
+  for (EndReason r : {EndReason::kAnswered, EndReason::kMaxTurns, EndReason::kMaxResponseTokens,
+                      EndReason::kRetrievalFailed})
+    if (t.end_reason() == end_reason_name(r)) return r;
+  return EndReason::kNone;
+}
+
 pb::Trajectory make_record(const Episode& ep, const RewardResult& reward,
                            const std::vector<int32_t>& prompt_ids, int64_t group, int sample,
                            int step, int64_t stratum) {

@@ -18,6 +18,10 @@ pb::Trajectory make_record(const Episode& ep, const RewardResult& reward,
                            const std::vector<int32_t>& prompt_ids, int64_t group, int sample,
                            int step, int64_t stratum);
 
+// Why a recorded trajectory ended: its end_reason string read back into the enum (kNone for a
+// name this build does not know).
+EndReason end_reason_of(const pb::Trajectory& t);
+
 class RolloutWriter {
  public:
   // Creates (truncates) the file; throws strata::Error when it cannot.

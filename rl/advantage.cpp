@@ -9,13 +9,9 @@
 namespace strata::rl {
 
 void AdvantageOptions::validate() const {
-  STRATA_CHECK(estimator == "grpo" || estimator == "stratified",
-               "estimator: expected grpo or stratified, got \"" << estimator << "\"");
   STRATA_CHECK(std::isfinite(alpha) && alpha >= 0.0 && alpha <= 1.0,
                "alpha: expected a number in [0, 1], got " << alpha);
   STRATA_CHECK(std::isfinite(eps) && eps >= 0.0, "eps: expected a number >= 0, got " << eps);
-  STRATA_CHECK(scope == "group" || scope == "batch",
-               "scope: expected group or batch, got \"" << scope << "\"");
 }
 
 StratumKind parse_stratum_kind(const std::string& name) {
@@ -86,8 +82,8 @@ AdvantageTerms advantage_terms(const std::vector<TrajectoryScore>& batch,
   for (size_t i = 0; i < batch.size(); ++i)
     out.gn[i] = normalise(groups.at({batch[i].group, 0}), batch[i].reward, opts);
 
-  if (opts.estimator == "stratified") {
-    const bool per_group = opts.scope == "group";
+  if (opts.estimator == Estimator::kStratified) {
+    const bool per_group = opts.scope == StrataScope::kGroup;
     std::map<std::pair<int64_t, int64_t>, Cell> strata;
     for (size_t i = 0; i < batch.size(); ++i)
       strata[{per_group ? batch[i].group : 0, batch[i].stratum}].members.push_back(i);
@@ -102,7 +98,7 @@ AdvantageTerms advantage_terms(const std::vector<TrajectoryScore>& batch,
 std::vector<double> compute_advantages(const std::vector<TrajectoryScore>& batch,
                                        const AdvantageOptions& opts) {
   const AdvantageTerms t = advantage_terms(batch, opts);
-  if (opts.estimator == "grpo") return t.gn;
+  if (opts.estimator == Estimator::kGrpo) return t.gn;
   std::vector<double> a(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) a[i] = opts.alpha * t.san[i] + (1.0 - opts.alpha) * t.gn[i];
   return a;

@@ -7,7 +7,7 @@
 //   stratified:  A_SAN = (R - mean_gk) / (std_gk + eps)          strata inside the group
 //                A     = alpha * A_SAN + (1 - alpha) * A_GN
 //
-// With scope = "batch" the strata pool trajectories of every group (mean_k over the batch);
+// With scope = batch the strata pool trajectories of every group (mean_k over the batch);
 // the A_GN term stays per group. A singleton group gets A_GN = 0; a singleton stratum has no peer
 // and gets A_SAN = 0.
 //
@@ -21,15 +21,28 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
+
 namespace strata::rl {
 
+enum class Estimator { kGrpo, kStratified };
+inline constexpr config::EnumName<Estimator> kEstimatorNames[] = {{Estimator::kGrpo, "grpo"},
+                                                                  {Estimator::kStratified, "stratified"}};
+inline config::EnumTable<Estimator> enum_names(Estimator) { return kEstimatorNames; }
+
+// Where strata are formed: inside each prompt group, or across the batch.
+enum class StrataScope { kGroup, kBatch };
+inline constexpr config::EnumName<StrataScope> kStrataScopeNames[] = {{StrataScope::kGroup, "group"},
+                                                                      {StrataScope::kBatch, "batch"}};
+inline config::EnumTable<StrataScope> enum_names(StrataScope) { return kStrataScopeNames; }
+
 struct AdvantageOptions {
-  std::string estimator = "stratified";  // "grpo" or "stratified"
+  Estimator estimator = Estimator::kStratified;
   double alpha = 0.6;        // blend weight of SAN (1 = pure SAN, 0 = GRPO); paper: 0.6
   double eps = 1e-6;         // added to the std before dividing
   bool scale_by_std = true;  // false = Dr. GRPO: centre only, for both terms
   bool unbiased_std = false; // false: population std (default, see above); true: sample std
-  std::string scope = "group";  // "group": strata inside each prompt group; "batch": across it
+  StrataScope scope = StrataScope::kGroup;  // group: strata inside each prompt group; batch: across it
 
   // Throws strata::Error naming the bad field and value.
   void validate() const;

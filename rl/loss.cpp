@@ -5,48 +5,43 @@
 namespace strata::rl {
 
 void LossOptions::validate() const {
-  STRATA_CHECK(clip_low >= 0 && clip_low < 1, "loss.clip_low: expected [0, 1), got " << clip_low);
-  STRATA_CHECK(clip_high >= 0, "loss.clip_high: expected >= 0, got " << clip_high);
+  STRATA_CHECK(clip_low >= 0 && clip_low < 1, "clip_low: expected [0, 1), got " << clip_low);
+  STRATA_CHECK(clip_high >= 0, "clip_high: expected >= 0, got " << clip_high);
   STRATA_CHECK(dual_clip == 0 || dual_clip > 1,
-               "loss.dual_clip: expected 0 (off) or a value > 1, got " << dual_clip);
-  STRATA_CHECK(log_ratio_clamp > 0, "loss.log_ratio_clamp: expected > 0, got " << log_ratio_clamp);
-  STRATA_CHECK(kl_estimator == "k1" || kl_estimator == "k2" || kl_estimator == "k3" ||
-                   kl_estimator == "off",
-               "loss.kl_estimator: expected k1, k2, k3 or off, got \"" << kl_estimator << "\"");
-  STRATA_CHECK(kl_coef >= 0, "loss.kl_coef: expected >= 0, got " << kl_coef);
-  STRATA_CHECK(aggregation == "token-mean" || aggregation == "seq-mean-token-mean" ||
-                   aggregation == "seq-mean-token-sum" || aggregation == "seq-mean-token-sum-norm",
-               "loss.aggregation: unknown mode \"" << aggregation << "\"");
-  STRATA_CHECK(norm_length >= 0, "loss.norm_length: expected >= 0, got " << norm_length);
+               "dual_clip: expected 0 (off) or a value > 1, got " << dual_clip);
+  STRATA_CHECK(log_ratio_clamp > 0, "log_ratio_clamp: expected > 0, got " << log_ratio_clamp);
+  STRATA_CHECK(kl_coef >= 0, "kl_coef: expected >= 0, got " << kl_coef);
+  STRATA_CHECK(norm_length >= 0, "norm_length: expected >= 0, got " << norm_length);
 }
 
 torch::Tensor aggregate(const torch::Tensor& values, const torch::Tensor& mask,
-                        const std::string& mode, int norm_length) {
+                        Aggregation mode, int norm_length) {
   const auto m = mask.to(values.scalar_type());
   // where(), not a product: a NaN or inf at a masked-out position must not leak into the sum.
   const auto masked = torch::where(mask > 0, values, torch::zeros_like(values));  // [B, T]
-  if (mode == "token-mean") return masked.sum() / m.sum().clamp_min(1.0);
+  if (mode == Aggregation::kTokenMean) return masked.sum() / m.sum().clamp_min(1.0);
   const auto per_seq_sum = masked.sum(1);  // [B]
   const auto seq_tokens = m.sum(1);        // [B]
   const auto has_tokens = (seq_tokens > 0).to(values.scalar_type());
   const auto num_seqs = has_tokens.sum().clamp_min(1.0);
-  if (mode == "seq-mean-token-mean")
+  if (mode == Aggregation::kSeqMeanTokenMean)
     return (per_seq_sum / seq_tokens.clamp_min(1.0) * has_tokens).sum() / num_seqs;
-  if (mode == "seq-mean-token-sum") return (per_seq_sum * has_tokens).sum() / num_seqs;
-  if (mode == "seq-mean-token-sum-norm") {
-    const double norm = norm_length > 0 ? norm_length : static_cast<double>(values.size(1));
-    return (per_seq_sum * has_tokens).sum() / num_seqs / norm;
-  }
-  STRATA_FAIL("loss.aggregation: unknown mode \"" << mode << "\"");
+  if (mode == Aggregation::kSeqMeanTokenSum) return (per_seq_sum * has_tokens).sum() / num_seqs;
+  STRATA_ASSERT(mode == Aggregation::kSeqMeanTokenSumNorm, "aggregation " << static_cast<int>(mode));
+  const double norm = norm_length > 0 ? norm_length : static_cast<double>(values.size(1));
+  return (per_seq_sum * has_tokens).sum() / num_seqs / norm;
 }
 
 torch::Tensor kl_estimate(const torch::Tensor& logprobs, const torch::Tensor& ref_logprobs,
-                          const std::string& estimator) {
+                          KlEstimator estimator) {
   const auto d = ref_logprobs - logprobs;
-  if (estimator == "k1") return -d;
-  if (estimator == "k2") return 0.5 * d * d;
-  if (estimator == "k3") return (torch::exp(d) - d - 1).clamp(-10.0, 10.0);
-  STRATA_FAIL("loss.kl_estimator: expected k1, k2 or k3, got \"" << estimator << "\"");
+  switch (estimator) {
+    case KlEstimator::kK1: return -d;
+    case KlEstimator::kK2: return 0.5 * d * d;
+    case KlEstimator::kK3: return (torch::exp(d) - d - 1).clamp(-10.0, 10.0);
+    case KlEstimator::kOff: break;
+  }
+  STRATA_FAIL("kl_estimator: kl_estimate needs k1, k2 or k3, got off");
 }
 
 LossOutput policy_loss(const LossInputs& in, const LossOptions& opts) {
@@ -76,8 +71,8 @@ LossOutput policy_loss(const LossInputs& in, const LossOptions& opts) {
   LossOutput out;
   auto loss = aggregate(pg, mask, opts.aggregation, opts.norm_length);
   out.pg_loss = loss.item<double>();
-  if (opts.kl_estimator != "off" && opts.kl_coef > 0) {
-    STRATA_CHECK(in.ref_logprobs.defined(), "KL is on (" << opts.kl_estimator
+  if (opts.kl_on()) {
+    STRATA_CHECK(in.ref_logprobs.defined(), "KL is on (" << config::name_of(opts.kl_estimator)
                                                           << ") but no reference log-probs were given");
     const auto kl = aggregate(kl_estimate(in.logprobs, in.ref_logprobs.detach(), opts.kl_estimator),
                               mask, opts.aggregation, opts.norm_length);

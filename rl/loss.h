@@ -8,22 +8,39 @@
 
 #include <string>
 
+#include "core/config.h"
+
 namespace strata::rl {
+
+// The per-token KL estimator (see kl_estimate), or off.
+enum class KlEstimator { kK1, kK2, kK3, kOff };
+inline constexpr config::EnumName<KlEstimator> kKlEstimatorNames[] = {
+    {KlEstimator::kK1, "k1"}, {KlEstimator::kK2, "k2"}, {KlEstimator::kK3, "k3"}, {KlEstimator::kOff, "off"}};
+inline config::EnumTable<KlEstimator> enum_names(KlEstimator) { return kKlEstimatorNames; }
+
+// How a [B, T] per-token quantity becomes one number (veRL's loss_agg_mode).
+enum class Aggregation { kTokenMean, kSeqMeanTokenMean, kSeqMeanTokenSum, kSeqMeanTokenSumNorm };
+inline constexpr config::EnumName<Aggregation> kAggregationNames[] = {
+    {Aggregation::kTokenMean, "token-mean"},
+    {Aggregation::kSeqMeanTokenMean, "seq-mean-token-mean"},
+    {Aggregation::kSeqMeanTokenSum, "seq-mean-token-sum"},
+    {Aggregation::kSeqMeanTokenSumNorm, "seq-mean-token-sum-norm"}};
+inline config::EnumTable<Aggregation> enum_names(Aggregation) { return kAggregationNames; }
 
 struct LossOptions {
   double clip_low = 0.2;        // ratio floor 1 - clip_low
   double clip_high = 0.2;       // ratio ceiling 1 + clip_high (DAPO suggests 0.28)
   double dual_clip = 0.0;       // c > 1 bounds the loss of negative advantages at c*|A|; 0 = off
   double log_ratio_clamp = 20;  // |log ratio| is clamped before exp
-  std::string kl_estimator = "k3";  // k1, k2, k3 (low-variance) or off
+  KlEstimator kl_estimator = KlEstimator::kK3;  // k1, k2, k3 (low-variance) or off
   double kl_coef = 0.001;       // weight of the KL term (ignored when kl_estimator is off)
   double entropy_coef = 0.0;    // weight of the entropy bonus (subtracted from the loss)
-  std::string aggregation = "token-mean";  // token-mean, seq-mean-token-mean,
-                                           // seq-mean-token-sum, seq-mean-token-sum-norm
+  Aggregation aggregation = Aggregation::kTokenMean;
   int norm_length = 0;          // seq-mean-token-sum-norm divides each sequence's sum by this;
                                 // 0 = the batch's padded length T
 
   void validate() const;  // throws strata::Error naming the bad key and value
+  bool kl_on() const { return kl_estimator != KlEstimator::kOff && kl_coef > 0; }
   template <class V>
   void visit(V& v) {
     v("clip_low", clip_low, "PPO ratio floor is 1 - clip_low");
@@ -62,12 +79,12 @@ struct LossOutput {
 
 // Aggregates a [B, T] per-token quantity under the mask with the given mode.
 torch::Tensor aggregate(const torch::Tensor& values, const torch::Tensor& mask,
-                        const std::string& mode, int norm_length);
+                        Aggregation mode, int norm_length);
 
 // Per-token KL estimate of the current policy from the reference, from log-probs of the taken
 // tokens: with d = ref - logp, k1 = -d, k2 = d^2 / 2, k3 = exp(d) - d - 1 (clamped to [-10, 10]).
 torch::Tensor kl_estimate(const torch::Tensor& logprobs, const torch::Tensor& ref_logprobs,
-                          const std::string& estimator);
+                          KlEstimator estimator);
 
 LossOutput policy_loss(const LossInputs& in, const LossOptions& opts);
 

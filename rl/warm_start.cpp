@@ -11,25 +11,23 @@
 #include "data/corpus.h"
 #include "env/answer_match.h"
 #include "env/search_step.h"
-#include "rl/grpo_step.h"
+#include "rl/precision.h"
 #include "rl/rollout.h"
 
 namespace strata::rl {
 
 void DemonstratorOptions::validate() const {
   STRATA_CHECK(under_search >= 0 && under_search <= 1,
-               "demonstrator.under_search: expected [0, 1], got " << under_search);
+               "under_search: expected [0, 1], got " << under_search);
   STRATA_CHECK(wrong_passage >= 0 && wrong_passage <= 1,
-               "demonstrator.wrong_passage: expected [0, 1], got " << wrong_passage);
+               "wrong_passage: expected [0, 1], got " << wrong_passage);
 }
 
 void SftOptions::validate() const {
-  STRATA_CHECK(epochs >= 1, "sft.epochs: expected >= 1, got " << epochs);
-  STRATA_CHECK(batch_size >= 1, "sft.batch_size: expected >= 1, got " << batch_size);
-  STRATA_CHECK(lr > 0, "sft.lr: expected > 0, got " << lr);
-  STRATA_CHECK(grad_clip >= 0, "sft.grad_clip: expected >= 0, got " << grad_clip);
-  STRATA_CHECK(precision == "fp32" || precision == "bf16",
-               "sft.precision: expected fp32 or bf16, got \"" << precision << "\"");
+  STRATA_CHECK(epochs >= 1, "epochs: expected >= 1, got " << epochs);
+  STRATA_CHECK(batch_size >= 1, "batch_size: expected >= 1, got " << batch_size);
+  STRATA_CHECK(lr > 0, "lr: expected > 0, got " << lr);
+  STRATA_CHECK(grad_clip >= 0, "grad_clip: expected >= 0, got " << grad_clip);
 }
 
 namespace {
@@ -133,7 +131,7 @@ SftReport sft_train(agent::Model& model, const std::vector<SftExample>& examples
   STRATA_CHECK(!examples.empty(), "sft_train: no examples");
   model.set_requires_grad(true);
   auto params = model.parameters();
-  const bool bf16 = opts.precision == "bf16";
+  const bool bf16 = opts.precision == AutocastPrecision::kBf16;
   torch::optim::AdamW optim(params, torch::optim::AdamWOptions(opts.lr).weight_decay(opts.weight_decay));
   Rng rng = Rng(opts.seed).fork("sft");
   std::vector<size_t> order(examples.size());

@@ -20,6 +20,7 @@
 #include "data/qa.h"
 #include "env/search_env.h"
 #include "retrieval/client.h"
+#include "rl/precision.h"
 #include "rl/sft.h"
 
 namespace strata::rl {
@@ -66,7 +67,7 @@ struct SftOptions {
   int max_steps = 0;           // stop after this many steps (0 = no limit)
   // fp32, or bf16: forward passes under bf16 autocast on fp32 weights and fp32 AdamW (about 3x
   // faster on CPUs with AVX512-BF16, and on GPUs).
-  std::string precision = "fp32";
+  AutocastPrecision precision = AutocastPrecision::kFp32;
 
   void validate() const;
   template <class V>

@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "agent/checkpoint.h"
+#include "agent/runtime.h"
 #include "agent/tokenizer/tokenizer.h"
 #include "core/cli.h"
 #include "core/config.h"
@@ -57,8 +58,9 @@ summary.json ({"overall": {...}, "datasets": {NAME: {..., "by_hops", "by_type"}}
 (printed too); run.json (the mode, inputs and resolved options). EM, F1, cover-EM and the answer
 rate are percentages, searches a mean count.
 
-Exit codes: 0 success, 2 bad usage, config or input file (the message names it), 1 other
-failures (endpoint or retriever unreachable, ...). Manual: docs/EVALUATE.md.)";
+Exit codes: 0 success, 2 bad usage, config or input file (the message names it), 3 the
+retrieval daemon does not answer (start it, or fix --retriever), 1 other failures (endpoint
+unreachable, ...). Manual: docs/EVALUATE.md.)";
 
 struct Args {
   std::string model, endpoint, predictions;  // the mode: exactly one is set
@@ -88,22 +90,7 @@ struct Args {
 // value's origin for error messages.
 void set_from_flag(config::Document& doc, const std::string& path, const nlohmann::json& value,
                    const std::string& flag) {
-  nlohmann::json* node = &doc.json;
-  size_t start = 0;
-  while (true) {
-    const size_t dot = path.find('.', start);
-    const std::string key =
-        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (dot == std::string::npos) {
-      (*node)[key] = value;
-      break;
-    }
-    if (!node->contains(key) || !(*node)[key].is_object()) (*node)[key] = nlohmann::json::object();
-    node = &(*node)[key];
-    start = dot + 1;
-  }
-  doc.source.add_override(
-      path, flag + " " + (value.is_string() ? value.get<std::string>() : value.dump()));
+  config::set_value(doc, path, value, flag + " " + (value.is_string() ? value.get<std::string>() : value.dump()));
 }
 
 // Rollout options: evaluate's defaults (temperature 0), the config file, --set, then the flags;
@@ -143,17 +130,15 @@ void write_json(const std::string& path, const nlohmann::json& j) {
   out << j.dump(2) << "\n";
 }
 
-// A retrieval client, checked with one query so that a wrong URL fails before any work.
+// A retrieval client whose daemon answers (RetrievalClient::health()), so that a wrong URL fails
+// before any work, with exit code 3.
 std::unique_ptr<retrieval::RetrievalClient> connect_retriever(const std::string& url,
                                                               uint64_t seed) {
   retrieval::ClientOptions co;
   co.url = url;
   co.seed = seed;
   auto client = std::make_unique<retrieval::RetrievalClient>(co);
-  const auto r = client->retrieve({{"test"}, 1, false});
-  if (!r.ok)
-    throw std::runtime_error("retriever " + url + " does not answer: " + r.error +
-                             " (start retrieval_server, or pass --retriever URL)");
+  retrieval::require_healthy(client->health(), "--retriever");
   return client;
 }
 
@@ -211,6 +196,8 @@ int run(const CLI::App& app, const Args& a, const cli::ConfigOptions& cfg) {
     ep_opts.validate();
   }
 
+  // The device is checked with the other options, before any data or weights load.
+  const std::string device = agent_mode && !a.model.empty() ? agent::pick_device(a.device) : "cpu";
   const auto datasets = eval::load_datasets(a.data, a.limit, data::parse_qa_format(a.format));
   std::error_code ec;
   fs::create_directories(a.out, ec);
@@ -263,7 +250,7 @@ int run(const CLI::App& app, const Args& a, const cli::ConfigOptions& cfg) {
       const auto tok = agent::Tokenizer::from_file(
           fs::is_directory(tok_path) ? tok_path + "/tokenizer.json" : tok_path);
       agent::LoadOptions lo;
-      lo.device = a.device;
+      lo.device = device;
       lo.dtype = a.dtype;
       const auto model = agent::load_model(a.model, lo);
       for (const auto& d : datasets) {
@@ -366,7 +353,7 @@ int main(int argc, char** argv) {
   g_local->add_option("--chat", a.chat,
                       "prompt formatting: plain, chatml or llama3 (default plain)");
   g_local->add_option("--max-batch", a.max_batch, "sequences generating at once (default 64)");
-  g_local->add_option("--device", a.device, "auto, cpu or cuda")->capture_default_str();
+  g_local->add_option("--device", a.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   g_local->add_option("--dtype", a.dtype, "auto, float32, bfloat16 or float16")
       ->capture_default_str();
   g_local->add_option("--threads", a.threads, "LibTorch intra-op threads (0 = LibTorch's default)")

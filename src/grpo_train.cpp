@@ -1,8 +1,8 @@
 // grpo_train: Stratified GRPO (or GRPO) training of a search agent against a retrieval daemon.
 //   grpo_train --config configs/demo.json [--set advantage.estimator=grpo] [--print-config]
 //   grpo_train --config configs/qwen2.5-3b_nq_hotpotqa_stratified_bm25.json [--resume]
-// Every config error (keys, device, model folder, tokenizer, QA file, an unreachable daemon) is
-// reported with exit status 2 before any weights are loaded (rl/trainer.h).
+// Every config error (keys, device, model folder, tokenizer, QA file) is reported with exit status
+// 2, an unreachable retrieval daemon with 3, before any weights are loaded (rl/trainer.h).
 #include <cstdio>
 
 #include "core/cli.h"
@@ -12,6 +12,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"Train a search agent with Stratified GRPO (or GRPO) against a retrieval daemon.",
                "grpo_train"};
+  app.footer(strata::cli::kExitCodesHelp);
   strata::cli::CommonOptions common;
   strata::cli::ConfigOptions cfg_opts;
   strata::cli::add_common(app, common);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/test_util.h"
+
 #include <cmath>
 #include <map>
 
@@ -24,7 +26,7 @@ std::vector<TrajectoryScore> random_batch(Rng& rng, int groups, int g, int max_s
 
 AdvantageOptions san_only(double eps = 0.0) {
   AdvantageOptions o;
-  o.estimator = "stratified";
+  o.estimator = Estimator::kStratified;
   o.alpha = 1.0;
   o.eps = eps;
   return o;
@@ -122,7 +124,7 @@ TEST(Advantage, BlendIsLinearInAlpha) {
   }
   // alpha = 0 is exactly GRPO.
   AdvantageOptions g;
-  g.estimator = "grpo";
+  g.estimator = Estimator::kGrpo;
   const auto ag = compute_advantages(b, g);
   for (size_t i = 0; i < a0.size(); ++i) EXPECT_DOUBLE_EQ(a0[i], ag[i]);
 }
@@ -131,11 +133,11 @@ TEST(Advantage, SingleStratumEqualsGrpo) {
   Rng rng(5);
   auto b = random_batch(rng, 7, 9, 0);  // every stratum key is 0
   AdvantageOptions g;
-  g.estimator = "grpo";
+  g.estimator = Estimator::kGrpo;
   for (bool unbiased : {false, true}) {
     g.unbiased_std = unbiased;
     AdvantageOptions s = g;
-    s.estimator = "stratified";
+    s.estimator = Estimator::kStratified;
     s.alpha = 0.6;
     const auto ag = compute_advantages(b, g);
     const auto as = compute_advantages(b, s);
@@ -189,7 +191,7 @@ TEST(Advantage, SingletonsGetZero) {
 TEST(Advantage, UnbiasedStdMatchesSampleStd) {
   std::vector<TrajectoryScore> b = {{0, 1, 0}, {0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
   AdvantageOptions o;
-  o.estimator = "grpo";
+  o.estimator = Estimator::kGrpo;
   o.unbiased_std = true;
   o.eps = 1e-6;
   const auto a = compute_advantages(b, o);
@@ -208,7 +210,7 @@ TEST(Advantage, BatchScopePoolsStrataAcrossGroups) {
   const auto per_group = compute_advantages(b, o);
   EXPECT_EQ(per_group[0], 0.0);
   EXPECT_EQ(per_group[3], 0.0);
-  o.scope = "batch";
+  o.scope = StrataScope::kBatch;
   const auto pooled = compute_advantages(b, o);
   EXPECT_NEAR(pooled[0], 1.0, 1e-12);
   EXPECT_NEAR(pooled[3], -1.0, 1e-12);
@@ -238,12 +240,14 @@ TEST(Advantage, InvalidOptionsAndRewardsAreErrors) {
   AdvantageOptions o;
   o.alpha = 1.5;
   expect_error(o, "alpha: expected a number in [0, 1], got 1.5");
-  o = {};
-  o.estimator = "ppo";
-  expect_error(o, "estimator: expected grpo or stratified");
-  o = {};
-  o.scope = "prompt";
-  expect_error(o, "scope: expected group or batch");
+  // Estimator and scope are enums: a bad name is refused where the config is read, naming the
+  // key, the file:line and the allowed names.
+  auto load_error = [](const std::string& json) {
+    return testing::error_of([&] { config::from_document<AdvantageOptions>(config::parse_document(json, "adv.json")); });
+  };
+  EXPECT_EQ(load_error(R"({"estimator": "ppo"})"), "adv.json:1: estimator: expected grpo or stratified, got \"ppo\"");
+  EXPECT_EQ(load_error("{\n\"scope\": \"prompt\"}"), "adv.json:2: scope: expected group or batch, got \"prompt\"");
+  EXPECT_EQ(load_error(R"({"scope": 1})"), "adv.json:1: scope: expected group or batch, got 1");
   b[0].reward = std::nan("");
   expect_error(AdvantageOptions{}, "non-finite reward");
 }

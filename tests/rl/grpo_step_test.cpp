@@ -1,4 +1,4 @@
-#include "rl/grpo_step.h"
+#include "rl/ppo_update.h"
 
 #include <gtest/gtest.h>
 
@@ -10,6 +10,7 @@
 #include "agent/checkpoint.h"
 #include "agent/model.h"
 #include "env/rollout_file.h"
+#include "rl/batch_advantages.h"
 
 namespace strata::rl {
 namespace {
@@ -61,7 +62,7 @@ TEST(GrpoStep, UpdateRaisesGoodAndLowersBadTrajectories) {
   std::vector<env::pb::Trajectory> batch = {traj(0, {10, 11, 12, 13}, 1.0, 1),
                                             traj(0, {20, 21, 22, 23}, 0.0, 1)};
   AdvantageOptions ao;
-  ao.estimator = "grpo";
+  ao.estimator = Estimator::kGrpo;
   const auto adv = batch_advantages(batch, ao);
   EXPECT_GT(adv[0], 0);
   EXPECT_LT(adv[1], 0);
@@ -69,7 +70,7 @@ TEST(GrpoStep, UpdateRaisesGoodAndLowersBadTrajectories) {
   policy.set_requires_grad(true);
   torch::optim::Adam optim(policy.parameters(), torch::optim::AdamOptions(1e-2));
   LossOptions lo;
-  lo.kl_estimator = "off";
+  lo.kl_estimator = KlEstimator::kOff;
   UpdateOptions uo;
   uo.ppo_epochs = 4;
   uo.mini_batch = 2;
@@ -85,7 +86,7 @@ TEST(GrpoStep, FailedTrajectoriesAreLeftOut) {
   std::vector<env::pb::Trajectory> batch = {traj(0, {10, 11}, 1.0, 0), traj(0, {12, 13}, 0.0, 0),
                                             traj(0, {14, 15}, 0.0, 1, "retrieval_failed")};
   AdvantageOptions ao;
-  ao.estimator = "grpo";
+  ao.estimator = Estimator::kGrpo;
   ao.eps = 0;
   const auto adv = batch_advantages(batch, ao);
   EXPECT_EQ(adv[2], 0.0);
@@ -101,7 +102,7 @@ TEST(GrpoStep, NonFiniteStepIsSkippedNotApplied) {
   policy.set_requires_grad(true);
   torch::optim::Adam optim(policy.parameters(), torch::optim::AdamOptions(1e-2));
   LossOptions lo;
-  lo.kl_estimator = "off";
+  lo.kl_estimator = KlEstimator::kOff;
   UpdateOptions uo;
   uo.mini_batch = 1;
   uo.micro_batch = 1;
@@ -129,7 +130,7 @@ TEST(GrpoStep, RetrievedTokensLogitsGetZeroGradient) {
   in.advantages = torch::tensor(std::vector<float>{1.0f});
   in.mask = mask;
   LossOptions lo;
-  lo.kl_estimator = "off";
+  lo.kl_estimator = KlEstimator::kOff;
   policy_loss(in, lo).loss.backward();
   const auto g = logits.grad()[0];  // [7, V]
   EXPECT_EQ(g[3].abs().sum().item<float>(), 0.0f) << "the logit that scores the retrieved token";
@@ -149,7 +150,7 @@ TEST(GrpoStep, ZeroAdvantageBatchLeavesParametersBitIdentical) {
                                             traj(1, {30, 31}, 0.0, 0), traj(1, {40, 41, 42}, 0.0, 2)};
   for (const char* est : {"grpo", "stratified"}) {
     AdvantageOptions ao;
-    ao.estimator = est;
+    ao.estimator = *config::parse_enum<Estimator>(est);
     const auto adv = batch_advantages(batch, ao);
     EXPECT_TRUE(all_advantages_zero(batch, adv)) << est;
   }
@@ -167,13 +168,14 @@ TEST(GrpoStep, ZeroAdvantageBatchLeavesParametersBitIdentical) {
   torch::optim::AdamW optim(policy.parameters(), torch::optim::AdamWOptions(1e-2));
   const auto st = ppo_update(policy, &reference, optim, batch, adv, lo, uo, 1);
   EXPECT_TRUE(st.skipped_zero_advantage);
-  EXPECT_EQ(st.scalars.at("update/skipped_zero_adv"), 1.0);
+  EXPECT_FALSE(st.passes_ran);
   EXPECT_EQ(st.optimizer_steps, 0);
   const auto after = policy.parameters();
   for (size_t i = 0; i < after.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i])) << "weight " << i;
   EXPECT_TRUE(optim.state().empty()) << "Adam's moments must not have been touched";
-  for (const char* k : {"loss/pg", "loss/kl", "entropy", "clip_frac", "grad_norm"})
-    EXPECT_EQ(st.scalars.count(k), 0u) << k << ": not computed, so absent rather than 0";
+  for (const auto& [k, v] : {std::pair{"loss/pg", st.pg_loss}, std::pair{"loss/kl", st.kl}, std::pair{"entropy", st.entropy},
+                             std::pair{"clip_frac", st.clip_frac}, std::pair{"grad_norm", st.grad_norm}})
+    EXPECT_FALSE(v.has_value()) << k << ": not computed, so absent rather than 0";
 
   // Without the guard the same batch moves every weight by about lr.
   uo.skip_zero_advantage = false;
@@ -199,7 +201,7 @@ std::vector<env::pb::Trajectory> four_trajectories() {
 }
 std::vector<double> grpo_advantages(const std::vector<env::pb::Trajectory>& batch) {
   AdvantageOptions ao;
-  ao.estimator = "grpo";
+  ao.estimator = Estimator::kGrpo;
   return batch_advantages(batch, ao);
 }
 
@@ -223,7 +225,7 @@ TEST(GrpoStep, OnPolicyStepReusesItsOwnForwardAsOldLogprobs) {
     policy.set_requires_grad(true);
     torch::optim::SGD optim(policy.parameters(), torch::optim::SGDOptions(0.5));
     auto o = uo;
-    o.old_logprobs = mode;
+    o.old_logprobs = *config::parse_enum<OldLogprobs>(mode);
     st = ppo_update(policy, &reference, optim, batch, adv, lo, o, 7);
     return policy;
   };
@@ -232,7 +234,7 @@ TEST(GrpoStep, OnPolicyStepReusesItsOwnForwardAsOldLogprobs) {
   const auto b = run("recompute", recomputed);
   EXPECT_TRUE(reused.old_logprobs_reused);
   EXPECT_EQ(reused.old_logprob_rows, 0) << "no separate old-log-prob forward";
-  EXPECT_EQ(reused.scalars.at("update/old_logp_reused"), 1.0);
+  EXPECT_TRUE(reused.passes_ran);
   EXPECT_FALSE(recomputed.old_logprobs_reused);
   EXPECT_EQ(recomputed.old_logprob_rows, 4);
   EXPECT_EQ(reused.ref_logprob_rows, 4) << "the reference still runs: KL is on";
@@ -247,12 +249,13 @@ TEST(GrpoStep, OnPolicyStepReusesItsOwnForwardAsOldLogprobs) {
   }
   EXPECT_GT(moved, 1e-3) << "the update did something";
   EXPECT_LT(diff, 1e-5 * moved + 1e-7) << "reused and recomputed old log-probs give the same update";
-  for (const char* k : {"loss/pg", "loss/kl", "entropy"})
-    EXPECT_NEAR(reused.scalars.at(k), recomputed.scalars.at(k), 1e-5) << k;
-  EXPECT_EQ(reused.scalars.at("clip_frac"), 0.0) << "the ratio is exactly 1";
+  EXPECT_NEAR(reused.pg_loss.value(), recomputed.pg_loss.value(), 1e-5) << "loss/pg";
+  EXPECT_NEAR(reused.kl.value(), recomputed.kl.value(), 1e-5) << "loss/kl";
+  EXPECT_NEAR(reused.entropy.value(), recomputed.entropy.value(), 1e-5) << "entropy";
+  EXPECT_EQ(reused.clip_frac.value(), 0.0) << "the ratio is exactly 1";
   // The sampler's log-probs (0 in these made-up trajectories) against the policy's.
-  EXPECT_GT(reused.scalars.at("rollout/logp_mismatch"), 0.1);
-  EXPECT_NEAR(reused.scalars.at("rollout/logp_mismatch"), recomputed.scalars.at("rollout/logp_mismatch"), 1e-5);
+  EXPECT_GT(reused.logp_mismatch.value(), 0.1);
+  EXPECT_NEAR(reused.logp_mismatch.value(), recomputed.logp_mismatch.value(), 1e-5);
 
   // Two epochs, or two mini-batches: the policy moves between the optimiser steps, so the old
   // log-probs must come from a separate forward before the first one.
@@ -287,7 +290,7 @@ TEST(GrpoStep, ReferenceForwardIsSkippedWhenKlIsOff) {
     policy.set_requires_grad(true);
     torch::optim::SGD optim(policy.parameters(), torch::optim::SGDOptions(0.1));
     LossOptions lo;
-    lo.kl_estimator = c.estimator;
+    lo.kl_estimator = *config::parse_enum<KlEstimator>(c.estimator);
     lo.kl_coef = c.coef;
     UpdateOptions uo;
     uo.mini_batch = 4;
@@ -296,8 +299,8 @@ TEST(GrpoStep, ReferenceForwardIsSkippedWhenKlIsOff) {
     const std::string what = std::string(c.estimator) + " coef " + std::to_string(c.coef);
     EXPECT_EQ(st.optimizer_steps, 1) << what;
     EXPECT_EQ(st.ref_logprob_rows, c.runs ? 4 : 0) << what;
-    EXPECT_EQ(st.scalars.count("loss/kl"), c.runs ? 1u : 0u) << what << ": KL is absent, not 0, when not computed";
-    if (!c.runs) EXPECT_EQ(st.scalars.at("time/ref_logp_s"), 0.0) << what;
+    EXPECT_EQ(st.kl.has_value(), c.runs) << what << ": KL is absent, not 0, when not computed";
+    if (!c.runs) EXPECT_EQ(st.ref_logp_seconds, 0.0) << what;
   }
 }
 
@@ -312,12 +315,12 @@ TEST(GrpoStep, EntropyIsMeasuredWithoutTheBonus) {
     policy.set_requires_grad(true);
     torch::optim::SGD optim(policy.parameters(), torch::optim::SGDOptions(0.1));
     LossOptions lo;
-    lo.kl_estimator = "off";
+    lo.kl_estimator = KlEstimator::kOff;
     lo.entropy_coef = coef;
     UpdateOptions uo;
     uo.mini_batch = 4;
     uo.micro_batch = 4;  // one micro-batch: the logged value is the batch's token mean
-    return ppo_update(policy, nullptr, optim, batch, adv, lo, uo, 1).scalars.at("entropy");
+    return ppo_update(policy, nullptr, optim, batch, adv, lo, uo, 1).entropy.value();
   };
   const double off = entropy_with(0.0), tiny = entropy_with(1e-9);
   EXPECT_GT(off, 1.0) << "a random policy over 64 tokens is far from deterministic";
@@ -361,7 +364,7 @@ TEST(GrpoStep, Bf16AutocastAndMasterWeightsUpdate) {
   std::vector<env::pb::Trajectory> batch = {traj(0, {10, 11, 12, 13}, 1.0, 1),
                                             traj(0, {20, 21, 22, 23}, 0.0, 1)};
   AdvantageOptions ao;
-  ao.estimator = "grpo";
+  ao.estimator = Estimator::kGrpo;
   const auto adv = batch_advantages(batch, ao);
   LossOptions lo;
   UpdateOptions uo;
@@ -381,7 +384,7 @@ TEST(GrpoStep, Bf16AutocastAndMasterWeightsUpdate) {
     EXPECT_EQ(st.skipped_steps, 0);
     EXPECT_EQ(policy.dtype(), torch::kFloat32);
     EXPECT_GT(policy_logprob(policy, batch[0]), good0);
-    EXPECT_TRUE(std::isfinite(st.scalars.at("loss/kl")));
+    EXPECT_TRUE(std::isfinite(st.kl.value()));
   }
   {
     auto policy = tiny_model();
@@ -502,7 +505,7 @@ TEST(GrpoStepCuda, UpdateRunsInEachPrecision) {
   std::vector<env::pb::Trajectory> batch = {traj(0, {10, 11, 12, 13}, 1.0, 1),
                                             traj(0, {20, 21, 22, 23}, 0.0, 1)};
   AdvantageOptions ao;
-  ao.estimator = "grpo";
+  ao.estimator = Estimator::kGrpo;
   const auto adv = batch_advantages(batch, ao);
   const torch::Device dev(torch::kCUDA);
   for (const std::string prec : {"fp32", "bf16", "bf16_master"}) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/test_util.h"
+
 #include <cmath>
 
 #include "core/error.h"
@@ -19,7 +21,7 @@ torch::Tensor t2(std::vector<std::vector<float>> rows) {
 
 LossOptions no_kl() {
   LossOptions o;
-  o.kl_estimator = "off";
+  o.kl_estimator = KlEstimator::kOff;
   return o;
 }
 
@@ -83,13 +85,13 @@ TEST(PolicyLoss, DualClipBoundsNegativeAdvantages) {
 TEST(PolicyLoss, KlEstimators) {
   const auto logp = torch::tensor({{-1.0f}});
   const auto ref = torch::tensor({{-2.0f}});  // d = ref - logp = -1
-  EXPECT_NEAR(kl_estimate(logp, ref, "k1").item<float>(), 1.0, 1e-6);
-  EXPECT_NEAR(kl_estimate(logp, ref, "k2").item<float>(), 0.5, 1e-6);
-  EXPECT_NEAR(kl_estimate(logp, ref, "k3").item<float>(), std::exp(-1.0), 1e-6);
-  EXPECT_NEAR(kl_estimate(logp, logp, "k3").item<float>(), 0.0, 1e-7);
+  EXPECT_NEAR(kl_estimate(logp, ref, KlEstimator::kK1).item<float>(), 1.0, 1e-6);
+  EXPECT_NEAR(kl_estimate(logp, ref, KlEstimator::kK2).item<float>(), 0.5, 1e-6);
+  EXPECT_NEAR(kl_estimate(logp, ref, KlEstimator::kK3).item<float>(), std::exp(-1.0), 1e-6);
+  EXPECT_NEAR(kl_estimate(logp, logp, KlEstimator::kK3).item<float>(), 0.0, 1e-7);
   // k3 is clamped for huge gaps.
-  EXPECT_NEAR(kl_estimate(torch::tensor({{-30.0f}}), torch::tensor({{0.0f}}), "k3").item<float>(), 10.0, 1e-4);
-  EXPECT_THROW(kl_estimate(logp, ref, "k4"), Error);
+  EXPECT_NEAR(kl_estimate(torch::tensor({{-30.0f}}), torch::tensor({{0.0f}}), KlEstimator::kK3).item<float>(), 10.0, 1e-4);
+  EXPECT_THROW(kl_estimate(logp, ref, KlEstimator::kOff), Error) << "off is no estimator";
 }
 
 TEST(PolicyLoss, KlTermIsAddedWithItsCoefficient) {
@@ -112,14 +114,14 @@ TEST(PolicyLoss, AggregationModes) {
   // Sequence 0 has 2 tokens (values 1, 3), sequence 1 has 1 token (value 6); T = 4.
   const auto v = t2({{1, 3, 100, 100}, {6, 100, 100, 100}});
   const auto m = t2({{1, 1, 0, 0}, {1, 0, 0, 0}});
-  EXPECT_NEAR(aggregate(v, m, "token-mean", 0).item<float>(), 10.0 / 3.0, 1e-6);
-  EXPECT_NEAR(aggregate(v, m, "seq-mean-token-mean", 0).item<float>(), (2.0 + 6.0) / 2.0, 1e-6);
-  EXPECT_NEAR(aggregate(v, m, "seq-mean-token-sum", 0).item<float>(), (4.0 + 6.0) / 2.0, 1e-6);
-  EXPECT_NEAR(aggregate(v, m, "seq-mean-token-sum-norm", 0).item<float>(), 5.0 / 4.0, 1e-6);
-  EXPECT_NEAR(aggregate(v, m, "seq-mean-token-sum-norm", 10).item<float>(), 0.5, 1e-6);
+  EXPECT_NEAR(aggregate(v, m, Aggregation::kTokenMean, 0).item<float>(), 10.0 / 3.0, 1e-6);
+  EXPECT_NEAR(aggregate(v, m, Aggregation::kSeqMeanTokenMean, 0).item<float>(), (2.0 + 6.0) / 2.0, 1e-6);
+  EXPECT_NEAR(aggregate(v, m, Aggregation::kSeqMeanTokenSum, 0).item<float>(), (4.0 + 6.0) / 2.0, 1e-6);
+  EXPECT_NEAR(aggregate(v, m, Aggregation::kSeqMeanTokenSumNorm, 0).item<float>(), 5.0 / 4.0, 1e-6);
+  EXPECT_NEAR(aggregate(v, m, Aggregation::kSeqMeanTokenSumNorm, 10).item<float>(), 0.5, 1e-6);
   // A sequence with no policy token does not count in the sequence means.
   const auto m2 = t2({{1, 1, 0, 0}, {0, 0, 0, 0}});
-  EXPECT_NEAR(aggregate(v, m2, "seq-mean-token-mean", 0).item<float>(), 2.0, 1e-6);
+  EXPECT_NEAR(aggregate(v, m2, Aggregation::kSeqMeanTokenMean, 0).item<float>(), 2.0, 1e-6);
 }
 
 TEST(PolicyLoss, MaskCoversEveryTermAndMetric) {
@@ -141,9 +143,10 @@ TEST(PolicyLoss, MaskCoversEveryTermAndMetric) {
   b.old_logprobs = torch::where(out_mask, torch::full_like(a.logprobs, 50.0), a.old_logprobs);
   b.ref_logprobs = torch::where(out_mask, torch::full_like(a.logprobs, -80.0), a.ref_logprobs);
   b.entropy = torch::where(out_mask, torch::full_like(a.logprobs, 1e6), a.entropy);
-  for (const auto& mode : {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
+  for (const auto& name : {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
                            "seq-mean-token-sum-norm"}) {
-    o.aggregation = mode;
+    const std::string mode = name;
+    o.aggregation = *config::parse_enum<Aggregation>(name);
     const auto ra = policy_loss(a, o);
     const auto rb = policy_loss(b, o);
     EXPECT_NEAR(ra.loss.item<double>(), rb.loss.item<double>(), 1e-6) << mode;
@@ -156,15 +159,12 @@ TEST(PolicyLoss, MaskCoversEveryTermAndMetric) {
 }
 
 TEST(PolicyLoss, BadOptionsNameTheKey) {
+  // Aggregation is an enum: a bad name is refused where the config is read.
+  const auto e = testing::error_of(
+      [] { config::from_document<LossOptions>(config::parse_document(R"({"aggregation": "mean"})", "loss.json")); });
+  EXPECT_EQ(e, "loss.json:1: aggregation: expected token-mean, seq-mean-token-mean, seq-mean-token-sum or "
+               "seq-mean-token-sum-norm, got \"mean\"");
   LossOptions o;
-  o.aggregation = "mean";
-  try {
-    o.validate();
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("loss.aggregation"), std::string::npos);
-  }
-  o = {};
   o.dual_clip = 0.5;
   EXPECT_THROW(o.validate(), Error);
 }

@@ -1,6 +1,4 @@
-#include "rl/grpo_step.h"
-
-#include <ATen/autocast_mode.h>
+#include "rl/ppo_update.h"
 
 #include <algorithm>
 #include <chrono>
@@ -10,23 +8,20 @@
 #include "agent/logprobs.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "rl/batch_advantages.h"
 
 namespace strata::rl {
 
 void UpdateOptions::validate() const {
-  STRATA_CHECK(ppo_epochs >= 1, "update.ppo_epochs: expected >= 1, got " << ppo_epochs);
-  STRATA_CHECK(mini_batch >= 1, "update.mini_batch: expected >= 1, got " << mini_batch);
+  STRATA_CHECK(ppo_epochs >= 1, "ppo_epochs: expected >= 1, got " << ppo_epochs);
+  STRATA_CHECK(mini_batch >= 1, "mini_batch: expected >= 1, got " << mini_batch);
   STRATA_CHECK(micro_batch >= 1 && micro_batch <= mini_batch,
-               "update.micro_batch: expected 1..mini_batch (" << mini_batch << "), got " << micro_batch);
-  STRATA_CHECK(grad_clip >= 0, "update.grad_clip: expected >= 0, got " << grad_clip);
-  STRATA_CHECK(temperature > 0, "update.temperature: expected > 0, got " << temperature);
-  STRATA_CHECK(old_logprobs == "auto" || old_logprobs == "recompute",
-               "update.old_logprobs: expected auto or recompute, got \"" << old_logprobs << "\"");
+               "micro_batch: expected 1..mini_batch (" << mini_batch << "), got " << micro_batch);
+  STRATA_CHECK(grad_clip >= 0, "grad_clip: expected >= 0, got " << grad_clip);
+  STRATA_CHECK(temperature > 0, "temperature: expected > 0, got " << temperature);
 }
 
 namespace {
-bool failed(const env::pb::Trajectory& t) { return t.end_reason() == "retrieval_failed"; }
-
 // Padded tensors for trajectories `idx`: ids [N, T] (prompt + response), attention [N, T],
 // targets [N, T] (ids shifted left), loss mask over targets [N, T] (response policy tokens only),
 // the sampler's log-probs of the targets [N, T] (0 where the mask is 0).
@@ -74,55 +69,6 @@ double mismatch_sum(const torch::Tensor& logprobs, const Packed& p) {
 }
 }  // namespace
 
-bool all_advantages_zero(const std::vector<env::pb::Trajectory>& batch,
-                         const std::vector<double>& advantages) {
-  STRATA_CHECK(advantages.size() == batch.size(),
-               advantages.size() << " advantages for " << batch.size() << " trajectories");
-  for (size_t i = 0; i < batch.size(); ++i)
-    if (!failed(batch[i]) && !(std::abs(advantages[i]) <= kZeroAdvantage)) return false;  // NaN: not zero
-  return true;
-}
-
-void copy_master_to_model(const std::vector<torch::Tensor>& master, const agent::Model& model) {
-  torch::NoGradGuard ng;
-  const auto params = model.parameters();
-  STRATA_ASSERT(params.size() == master.size(), master.size() << " masters for " << params.size() << " weights");
-  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(master[i]);
-}
-
-AutocastBf16::AutocastBf16(bool on, torch::Device device) : on_(on), type_(device.type()) {
-  if (!on_) return;
-  prev_enabled_ = at::autocast::is_autocast_enabled(type_);
-  prev_dtype_ = at::autocast::get_autocast_dtype(type_);
-  at::autocast::set_autocast_dtype(type_, at::kBFloat16);
-  at::autocast::set_autocast_enabled(type_, true);
-  at::autocast::increment_nesting();
-}
-
-AutocastBf16::~AutocastBf16() {
-  if (!on_) return;
-  // The cast cache (bf16 copies of fp32 weights) lives as long as the outermost region.
-  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  at::autocast::set_autocast_enabled(type_, prev_enabled_);
-  at::autocast::set_autocast_dtype(type_, prev_dtype_);
-}
-
-std::vector<double> batch_advantages(const std::vector<env::pb::Trajectory>& batch,
-                                     const AdvantageOptions& opts) {
-  std::vector<TrajectoryScore> scores;
-  std::vector<size_t> where;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (failed(batch[i])) continue;
-    scores.push_back({batch[i].group(), batch[i].reward(), batch[i].stratum()});
-    where.push_back(i);
-  }
-  std::vector<double> out(batch.size(), 0.0);
-  if (scores.empty()) return out;
-  const auto a = compute_advantages(scores, opts);
-  for (size_t k = 0; k < where.size(); ++k) out[where[k]] = a[k];
-  return out;
-}
-
 UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
                        torch::optim::Optimizer& optim,
                        const std::vector<env::pb::Trajectory>& batch,
@@ -132,20 +78,15 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
   loss.validate();
   std::vector<size_t> usable;
   for (size_t i = 0; i < batch.size(); ++i)
-    if (!failed(batch[i])) usable.push_back(i);
+    if (!failed_retrieval(batch[i])) usable.push_back(i);
   UpdateStats st;
-  st.scalars["update/skipped_zero_adv"] = 0;
   if (usable.empty()) return st;
   if (opts.skip_zero_advantage && all_advantages_zero(batch, advantages)) {
+    // Nothing was computed: the loss quantities stay absent rather than reading as 0.
     st.skipped_zero_advantage = true;
-    st.scalars["update/skipped_zero_adv"] = 1;
-    // Nothing was computed: loss/pg, loss/kl, entropy, clip_frac and grad_norm stay absent
-    // rather than reading as 0.
-    st.scalars["skipped_steps"] = 0;
-    st.scalars["time/old_logp_s"] = 0;
-    st.scalars["time/ref_logp_s"] = 0;
     return st;
   }
+  st.passes_ran = true;
   const auto dev = policy.device();
   const bool mixed = !precision.master.empty();
   const auto model_params = policy.parameters();
@@ -155,12 +96,12 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
   lo.temperature = opts.temperature;
 
   // The reference runs only when the KL term is in the loss.
-  const bool use_ref = reference != nullptr && loss.kl_estimator != "off" && loss.kl_coef > 0;
+  const bool use_ref = reference != nullptr && loss.kl_on();
   // One optimiser step on the batch as rolled out: the policy cannot move before the loss is
   // computed, so the old log-probs are the update's own forward (see UpdateOptions::old_logprobs).
   const bool single_on_policy_step =
       opts.ppo_epochs == 1 && usable.size() <= static_cast<size_t>(opts.mini_batch);
-  const bool reuse_old = opts.old_logprobs == "auto" && single_on_policy_step;
+  const bool reuse_old = opts.old_logprobs == OldLogprobs::kAuto && single_on_policy_step;
   st.old_logprobs_reused = reuse_old;
   double mismatch = 0, mismatch_tokens = 0;
 
@@ -192,9 +133,8 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
       }
     }
   }
-  st.scalars["time/old_logp_s"] = t_old;
-  st.scalars["time/ref_logp_s"] = t_ref;
-  st.scalars["update/old_logp_reused"] = reuse_old ? 1 : 0;
+  st.old_logp_seconds = t_old;
+  st.ref_logp_seconds = t_ref;
 
   Rng rng = Rng(seed).fork("ppo");
   double sum_pg = 0, sum_kl = 0, sum_ent = 0, sum_clip = 0, sum_norm = 0;
@@ -243,7 +183,7 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
         in.mask = p.mask.to(dev);                       // [n, T]
         in.entropy = cur.entropy;
         auto lopts = loss;
-        if (!use_ref) lopts.kl_estimator = "off";
+        if (!use_ref) lopts.kl_estimator = KlEstimator::kOff;
         const auto out = policy_loss(in, lopts);
         // Backward runs outside the autocast region, as PyTorch recommends, except with gradient
         // checkpointing: its recompute of each layer happens inside backward and must see the
@@ -298,13 +238,12 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
   }
   optim.zero_grad();  // frees the gradients (set to none) before the next rollout phase
   const double mc = std::max(1, micro_count);
-  st.scalars["loss/pg"] = sum_pg / mc;
-  if (use_ref) st.scalars["loss/kl"] = sum_kl / mc;
-  if (mismatch_tokens > 0) st.scalars["rollout/logp_mismatch"] = mismatch / mismatch_tokens;
-  st.scalars["entropy"] = sum_ent / mc;
-  st.scalars["clip_frac"] = sum_clip / mc;
-  st.scalars["grad_norm"] = st.optimizer_steps ? sum_norm / st.optimizer_steps : 0.0;
-  st.scalars["skipped_steps"] = st.skipped_steps;
+  st.pg_loss = sum_pg / mc;
+  if (use_ref) st.kl = sum_kl / mc;
+  if (mismatch_tokens > 0) st.logp_mismatch = mismatch / mismatch_tokens;
+  st.entropy = sum_ent / mc;
+  st.clip_frac = sum_clip / mc;
+  st.grad_norm = st.optimizer_steps ? sum_norm / st.optimizer_steps : 0.0;
   return st;
 }
 

@@ -1,6 +1,6 @@
-// One GRPO-family update from a finished rollout batch: rewards -> advantages (GRPO or
-// Stratified GRPO) -> PPO-clip epochs over mini- and micro-batches. Failed trajectories
-// (retrieval that never came back) are kept out of the loss and the advantage statistics.
+// One PPO-clip update from a finished rollout batch and its advantages: PPO epochs over mini-
+// and micro-batches. Failed trajectories (retrieval that never came back) are kept out of the
+// loss.
 //
 // Zero-signal guard: when every advantage of the batch is 0 (e.g. every trajectory of every
 // group got the same reward), no trajectory carries a learning signal, yet the loss still has a
@@ -8,25 +8,32 @@
 // log-probs (computed over differently padded micro-batches). Adam divides by the running RMS of
 // the gradient, so it turns such a tiny gradient into a step of about lr per weight. With
 // update.skip_zero_advantage (default) such a batch runs no forward pass and no optimiser step and
-// reports update/skipped_zero_adv = 1; the weights and the optimiser state stay bit-identical.
+// reports skipped_zero_advantage; the weights and the optimiser state stay bit-identical.
 //
-// Precision (MixedPrecision): forward passes may run under bf16 autocast on the model's device
+// Precision (rl/precision.h): forward passes may run under bf16 autocast on the model's device
 // (fp32 weights, bf16 matrix products), or the policy may hold bf16 weights whose gradients are
 // accumulated into fp32 master copies that the optimiser updates and that are copied back.
 #pragma once
 
 #include <torch/torch.h>
 
-#include <map>
-#include <string>
+#include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "agent/model.h"
+#include "core/config.h"
 #include "env/trajectory.pb.h"
-#include "rl/advantage.h"
 #include "rl/loss.h"
+#include "rl/precision.h"
 
 namespace strata::rl {
+
+// Where the old (proximal) log-probs come from (UpdateOptions::old_logprobs).
+enum class OldLogprobs { kAuto, kRecompute };
+inline constexpr config::EnumName<OldLogprobs> kOldLogprobsNames[] = {{OldLogprobs::kAuto, "auto"},
+                                                                      {OldLogprobs::kRecompute, "recompute"}};
+inline config::EnumTable<OldLogprobs> enum_names(OldLogprobs) { return kOldLogprobsNames; }
 
 struct UpdateOptions {
   int ppo_epochs = 1;         // passes over the batch per rollout phase
@@ -41,7 +48,7 @@ struct UpdateOptions {
   // moved between the rollout and the loss, so they are the update's own forward, detached (the
   // ratio is exactly 1) and no separate forward pass runs; otherwise as "recompute": a separate
   // no-grad forward of the policy before the first optimiser step.
-  std::string old_logprobs = "auto";
+  OldLogprobs old_logprobs = OldLogprobs::kAuto;
 
   void validate() const;
   template <class V>
@@ -61,13 +68,21 @@ struct UpdateOptions {
   }
 };
 
+// What one update did. The loss quantities are present only when computed: a batch skipped for
+// zero advantage (or with no usable trajectory) has none of them, and kl only when the KL term
+// ran. The trainer turns this into the logged keys (rl/train_metrics.h).
 struct UpdateStats {
-  // loss/pg, loss/kl, entropy, clip_frac, grad_norm, ...: present only when computed (a batch
-  // skipped for zero advantage has none of them). entropy is measured over the trained tokens
-  // whatever loss.entropy_coef. time/old_logp_s and time/ref_logp_s: the separate no-grad
-  // forwards (0 when not run); rollout/logp_mismatch: mean |behaviour - old| log-prob over the
-  // trained tokens (the sampler's log-probs against the policy's at rollout time).
-  std::map<std::string, double> scalars;
+  bool passes_ran = false;                // the PPO passes ran (not skipped, some usable trajectory)
+  std::optional<double> pg_loss;          // mean clipped surrogate over micro-batches
+  std::optional<double> kl;               // mean KL estimate (only when the reference ran)
+  std::optional<double> entropy;          // token-mean entropy over the trained tokens, whatever
+                                          // loss.entropy_coef
+  std::optional<double> clip_frac;        // share of clipped tokens
+  std::optional<double> grad_norm;        // mean pre-clip gradient norm over optimiser steps
+  std::optional<double> logp_mismatch;    // mean |behaviour - old| log-prob per trained token
+                                          // (the sampler's against the policy's at rollout time)
+  double old_logp_seconds = 0;            // the separate no-grad old-log-prob forward (0 if not run)
+  double ref_logp_seconds = 0;            // the reference forward (0 if not run)
   int optimizer_steps = 0;
   int skipped_steps = 0;                  // non-finite loss or gradients: not applied
   bool skipped_zero_advantage = false;    // every advantage was 0: nothing was run
@@ -75,44 +90,6 @@ struct UpdateStats {
   int64_t old_logprob_rows = 0;           // trajectories scored by a separate old-log-prob forward
   int64_t ref_logprob_rows = 0;           // trajectories scored by the reference policy
 };
-
-// |A| at or below this counts as no signal (a constant group gives ~1e-11 after rounding).
-constexpr double kZeroAdvantage = 1e-6;
-
-// True when every usable (not failed) trajectory's advantage is (near) 0.
-bool all_advantages_zero(const std::vector<env::pb::Trajectory>& batch,
-                         const std::vector<double>& advantages);
-
-// How ppo_update runs its passes. Default: fp32 as the weights are.
-struct MixedPrecision {
-  bool autocast_bf16 = false;          // every forward under bf16 autocast on the model's device
-  // bf16_master: fp32 copies of policy.parameters() (same order), which `optim` holds. Each
-  // micro-batch's bf16 gradients are added to their fp32 grads; after the step the masters are
-  // copied (rounded) back into the bf16 weights. Empty = the optimiser holds the weights.
-  std::vector<torch::Tensor> master;
-};
-
-// Copies the fp32 masters into the model's (bf16) weights, rounding to nearest.
-void copy_master_to_model(const std::vector<torch::Tensor>& master, const agent::Model& model);
-
-// RAII: bf16 autocast for `device`'s type while alive (no-op when `on` is false).
-class AutocastBf16 {
- public:
-  AutocastBf16(bool on, torch::Device device);
-  ~AutocastBf16();
-  AutocastBf16(const AutocastBf16&) = delete;
-  AutocastBf16& operator=(const AutocastBf16&) = delete;
-
- private:
-  bool on_;
-  c10::DeviceType type_;
-  bool prev_enabled_ = false;
-  at::ScalarType prev_dtype_ = at::kFloat;
-};
-
-// Advantages for the batch (0 for failed trajectories, which are excluded from the statistics).
-std::vector<double> batch_advantages(const std::vector<env::pb::Trajectory>& batch,
-                                     const AdvantageOptions& opts);
 
 // Runs the PPO epochs on `policy` with `optim`. `reference` may be null when KL is off; it is
 // not run when loss.kl_estimator is off or loss.kl_coef is 0, even when given.

@@ -1,0 +1,153 @@
+#include "rl/checkpoint_state.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/checkpoint.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace strata::rl {
+
+namespace {
+namespace fs = std::filesystem;
+
+// Keys whose change does not alter the run itself, so a resume may change them (`device` moves
+// it, like `threads`, without changing what it computes beyond rounding).
+bool resumable_key(const std::string& k) {
+  return k == "steps" || k == "out_dir" || k == "threads" || k == "rollout_threads" || k == "device" ||
+         k == "save_every" || k == "keep_checkpoints";
+}
+
+}  // namespace
+
+std::string newest_checkpoint(const std::string& root) {
+  std::string best;
+  if (!fs::is_directory(root)) return best;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const auto name = e.path().filename().string();
+    if (name.rfind("step_", 0) == 0 && e.is_directory() && fs::exists(e.path() / "state.json") &&
+        name > fs::path(best).filename().string())
+      best = e.path().string();
+  }
+  return best;
+}
+
+// Removes what a run killed while writing a checkpoint left behind (.tmp_step_N folders).
+void remove_unfinished_checkpoints(const std::string& root) {
+  if (!fs::is_directory(root)) return;
+  std::vector<fs::path> leftovers;
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.path().filename().string().rfind(".tmp_", 0) == 0) leftovers.push_back(e.path());
+  for (const auto& p : leftovers) {
+    STRATA_LOG_WARN("removing {}: an unfinished checkpoint (a run stopped while writing it)", p.string());
+    fs::remove_all(p);
+  }
+}
+
+CheckpointState read_checkpoint_state(const std::string& dir) {
+  std::ifstream in(dir + "/state.json");
+  STRATA_CHECK(in.good(), "--resume: " << dir << " has no state.json");
+  const auto j = nlohmann::json::parse(in);
+  CheckpointState st;
+  st.step = j["step"].get<int>();
+  st.cursor = j["cursor"].get<size_t>();
+  st.order = j["order"].get<std::vector<size_t>>();
+  st.rng = j["rng"].get<std::string>();
+  return st;
+}
+
+std::vector<std::string> resume_config_diff(const TrainerConfig& saved_cfg, const TrainerConfig& now_cfg) {
+  const auto saved = config::to_json(saved_cfg);
+  const auto now = config::to_json(now_cfg);
+  std::vector<std::string> diffs;
+  for (auto it = now.begin(); it != now.end(); ++it) {
+    if (resumable_key(it.key())) continue;
+    const auto d = config::diff_paths(saved.contains(it.key()) ? saved[it.key()] : nlohmann::json(), it.value(),
+                                      it.key());
+    diffs.insert(diffs.end(), d.begin(), d.end());
+  }
+  // The LR of the steps already taken depends on `steps` with cosine or a warm-up ratio.
+  if ((now_cfg.lr_schedule == LrSchedule::kCosine || now_cfg.warmup_ratio > 0) && saved_cfg.steps != now_cfg.steps)
+    diffs.push_back("steps (the LR schedule depends on it: " + std::to_string(saved_cfg.steps) + " -> " +
+                    std::to_string(now_cfg.steps) + ")");
+  return diffs;
+}
+
+namespace {
+// STRATA_TEST_PAUSE_IN_CHECKPOINT=N: see train_grpo's comment in trainer.h.
+void maybe_pause_for_test(const std::string& tmp, int step) {
+  const char* env = std::getenv("STRATA_TEST_PAUSE_IN_CHECKPOINT");
+  if (env == nullptr || std::atoi(env) != step) return;
+  std::ofstream(tmp + ".paused") << "paused\n";
+  STRATA_LOG_WARN("STRATA_TEST_PAUSE_IN_CHECKPOINT: paused while writing {}", tmp);
+  for (int i = 0; i < 6000; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
+}  // namespace
+
+void write_checkpoint(const std::string& root, const TrainerConfig& cfg, const agent::Model& weights,
+                      torch::optim::Optimizer& optim, const CheckpointState& st) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step_%06d", st.step);
+  const std::string final_dir = root + "/" + name;
+  const std::string tmp = root + "/.tmp_" + name;
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  agent::save_model(weights, tmp + "/model", cfg.model);
+  torch::save(optim, tmp + "/optimizer.pt");
+  maybe_pause_for_test(tmp, st.step);
+  nlohmann::json j;
+  j["step"] = st.step;
+  j["cursor"] = st.cursor;
+  j["order"] = st.order;
+  j["rng"] = st.rng;
+  {
+    std::ofstream out(tmp + "/state.json");
+    out << j.dump() << "\n";
+    std::ofstream c(tmp + "/config.json");
+    c << config::to_json(cfg).dump(2) << "\n";
+    STRATA_CHECK(out.good() && c.good(), "error while writing checkpoint " << tmp);
+  }
+  ::sync();  // the files are on disk before the rename makes the checkpoint visible
+  fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  std::vector<std::string> all;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const auto n = e.path().filename().string();
+    if (n.rfind("step_", 0) == 0) all.push_back(e.path().string());
+  }
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i + cfg.keep_checkpoints < all.size(); ++i) fs::remove_all(all[i]);
+  STRATA_LOG_INFO("checkpoint {}", final_dir);
+}
+
+void trim_metrics(const std::string& path, int step) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      if (nlohmann::json::parse(line).value("step", 0) > step) continue;
+    } catch (const std::exception&) {
+      continue;  // a line cut by the kill
+    }
+    kept += line + "\n";
+  }
+  in.close();
+  std::ofstream(path + ".tmp", std::ios::trunc) << kept;
+  fs::rename(path + ".tmp", path);
+}
+
+}  // namespace strata::rl

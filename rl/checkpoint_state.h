@@ -1,0 +1,56 @@
+// grpo_train's checkpoints on disk: writing one (kill-safe), finding the newest, removing what an
+// interrupted write left, the loop state saved beside the weights, the metrics file trimmed back
+// to a checkpoint, and the config check of --resume.
+//
+// A checkpoint OUT/checkpoints/step_NNNNNN/ holds model/ (the policy in the Hugging Face layout,
+// fp32), optimizer.pt, state.json (CheckpointState) and config.json. It is written to
+// .tmp_step_NNNNNN, synced, then renamed, keeping the newest keep_checkpoints. A run killed while
+// writing one leaves the previous checkpoint intact; the leftover temporary folder is removed
+// when the next run starts.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "agent/model.h"
+#include "rl/trainer_config.h"
+
+namespace strata::rl {
+
+// Where the loop stands: what a checkpoint needs besides weights and optimiser to continue
+// exactly.
+struct CheckpointState {
+  int step = 0;               // steps completed
+  size_t cursor = 0;          // position in `order`
+  std::vector<size_t> order;  // question order of the current pass
+  std::string rng;            // data RNG state
+};
+
+// Writes OUT/checkpoints/step_N (N = st.step) under `root` as described above and removes all but
+// the newest cfg.keep_checkpoints. Testing hook: see train_grpo (STRATA_TEST_PAUSE_IN_CHECKPOINT).
+void write_checkpoint(const std::string& root, const TrainerConfig& cfg, const agent::Model& weights,
+                      torch::optim::Optimizer& optim, const CheckpointState& st);
+
+// The newest complete checkpoint folder under `root` ("" when there is none).
+std::string newest_checkpoint(const std::string& root);
+
+// Removes the .tmp_step_N folders a run killed while writing a checkpoint left behind.
+void remove_unfinished_checkpoints(const std::string& root);
+
+// state.json of checkpoint folder `dir`.
+CheckpointState read_checkpoint_state(const std::string& dir);
+
+// The keys (dotted paths) in which `now` differs from the config a checkpoint was written with,
+// leaving out those a resume may change (steps, out_dir, threads, rollout_threads, device,
+// save_every, keep_checkpoints) and naming `steps` too when the LR schedule depends on it
+// (cosine, or a warm-up ratio). Empty: the run can resume.
+std::vector<std::string> resume_config_diff(const TrainerConfig& saved, const TrainerConfig& now);
+
+// Drops metrics lines of steps after `step` (a run killed after logging a step whose checkpoint
+// never finished logs that step again after the resume).
+void trim_metrics(const std::string& path, int step);
+
+}  // namespace strata::rl

@@ -1,0 +1,136 @@
+// grpo_train's config: every key, its checks, and the learning-rate schedule.
+//
+// Learning rate: linear warm-up over the first W steps (W = warmup_steps, or
+// floor(warmup_ratio * steps) as veRL computes it), then constant or cosine down to
+// min_lr_ratio * lr (see lr_at_step).
+//
+// Device and precision (`device` cpu | cuda | cuda:N, `precision`, rl/precision.h):
+//   fp32         weights, gradients, optimiser and every pass in float32.
+//   bf16         fp32 weights and optimiser; forward passes of the update (old, reference and
+//                current log-probs) run under bf16 autocast, so matrix products are bf16 while
+//                norms, softmax and the loss stay fp32. Rollouts run on a bf16 copy of the
+//                policy refreshed after every update (a device-side cast), because autocast
+//                would re-cast every weight on every decoding step. The reference stays fp32
+//                under the same autocast, so before the first update its log-probs equal the
+//                policy's (KL starts at 0 up to the noise of different padding), which a bf16
+//                reference would not give.
+//   bf16_master  the policy holds bf16 weights used for rollouts and forward/backward; the
+//                optimiser updates fp32 master copies (gradients accumulated in fp32) that are
+//                rounded back into the bf16 weights after each step; the reference is bf16.
+//                Less memory than bf16 (no fp32 weights on the forward path), less accurate
+//                (bf16 activations throughout).
+// rollout_threads: decoding runs hundreds of small parallel regions per token; when the cores are
+// shared with other processes, each OpenMP barrier can wait a whole scheduler time slice for a
+// descheduled thread. On the 2-core development VM under load, 16 SmolLM2 sequences x 48 tokens
+// took 7.7 s with 1 thread and 191 s with 2 (docs/BENCHMARKS.md). The update's large matrix
+// products still use `threads`.
+// rollout_precision: what the rollouts sample from. bf16 = a bf16 copy of the policy, refreshed
+// after every update (with bf16_master, the policy itself); fp32 = the fp32 policy itself (not
+// with bf16_master). auto = bf16 under precision bf16 or bf16_master, and under fp32 when the
+// device is a CPU with AVX512-BF16 or AMX-BF16 (decoding reads every weight once per token, so
+// half the bytes is about half the time there); fp32 otherwise. Under fp32 training a bf16
+// sampler is slightly off-policy: the loss's old log-probs still come from the fp32 policy (never
+// from the sampler), and rollout/logp_mismatch logs the gap (sampler vs policy, per token).
+// Checkpoints and the final model are written in float32 (the weights or the masters), so a
+// resume continues exactly.
+//
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/config.h"
+#include "rl/advantage.h"
+#include "rl/loss.h"
+#include "rl/ppo_update.h"
+#include "rl/precision.h"
+#include "rl/rollout.h"
+
+namespace strata::rl {
+
+// The learning rate after warm-up.
+enum class LrSchedule { kConstant, kCosine };
+inline constexpr config::EnumName<LrSchedule> kLrScheduleNames[] = {{LrSchedule::kConstant, "constant"},
+                                                                    {LrSchedule::kCosine, "cosine"}};
+inline config::EnumTable<LrSchedule> enum_names(LrSchedule) { return kLrScheduleNames; }
+
+struct TrainerConfig {
+  std::string model;            // Hugging Face model directory (config.json, weights, tokenizer.json)
+  std::string train_data;       // QA file (any format data/qa.h reads)
+  std::string retriever = "http://127.0.0.1:8000/retrieve";  // Search-R1 /retrieve endpoint
+  std::string out_dir = "runs/grpo";  // logs, rollouts and the final model
+  int steps = 10;               // RL steps
+  int prompts_per_step = 8;     // B prompts per step (each sampled rollout.samples_per_prompt times)
+  uint64_t seed = 1;            // data order and sampling
+  double lr = 1e-6;             // AdamW learning rate
+  double weight_decay = 0.0;    // AdamW weight decay
+  LrSchedule lr_schedule = LrSchedule::kConstant;  // after warm-up: constant or cosine
+  int warmup_steps = 0;         // linear LR warm-up over this many RL steps
+  double warmup_ratio = 0.0;    // or over floor(warmup_ratio * steps) steps (Search-R1: 0.285)
+  double min_lr_ratio = 0.0;    // cosine ends at min_lr_ratio * lr
+  std::string device = "cpu";   // cpu, cuda or cuda:N (agent::pick_device)
+  Precision precision = Precision::kFp32;  // fp32, bf16 (autocast) or bf16_master
+  RolloutPrecision rollout_precision = RolloutPrecision::kAuto;  // what generates (see above)
+  int threads = 0;              // torch intra-op threads (0 = LibTorch's default)
+  int rollout_threads = 1;      // intra-op threads while rolling out (0 = as `threads`); see below
+  int save_every = 0;           // checkpoint every this many steps (0 = only at the end)
+  int keep_checkpoints = 2;     // newest checkpoints kept
+  RolloutOptions rollout;       // sampling, batch, environment, reward
+  AdvantageOptions advantage;   // grpo or stratified (SAN + blend)
+  LossOptions loss;             // PPO clip, KL, entropy, aggregation
+  UpdateOptions update;         // PPO epochs, mini/micro batches, grad clip
+
+  // Leaf keys (device syntax included; whether the device exists is agent::pick_device's call).
+  void validate() const;
+  // Whether the rollouts sample in bf16 (rollout_precision, resolving auto), given whether the CPU
+  // has bf16 dot-product instructions.
+  bool bf16_rollouts(bool cpu_bf16) const;
+  template <class V>
+  void visit(V& v) {
+    v("model", model, "Hugging Face model directory");
+    v("train_data", train_data, "training questions");
+    v("retriever", retriever, "retrieval endpoint");
+    v("out_dir", out_dir, "output directory");
+    v("steps", steps, "RL steps");
+    v("prompts_per_step", prompts_per_step, "prompts per step");
+    v("seed", seed, "seed");
+    v("lr", lr, "AdamW learning rate");
+    v("weight_decay", weight_decay, "AdamW weight decay");
+    v("lr_schedule", lr_schedule, "LR after warm-up: constant or cosine");
+    v("warmup_steps", warmup_steps, "linear warm-up steps");
+    v("warmup_ratio", warmup_ratio, "linear warm-up over floor(warmup_ratio * steps) steps (instead of warmup_steps)");
+    v("min_lr_ratio", min_lr_ratio, "cosine decays to min_lr_ratio * lr");
+    v("device", device, "cpu, cuda or cuda:N");
+    v("precision", precision, "fp32, bf16 (autocast, fp32 weights) or bf16_master (bf16 weights, fp32 master copy)");
+    v("rollout_precision", rollout_precision,
+      "rollouts on the policy (fp32) or on a bf16 copy (bf16); auto: bf16 with precision bf16/bf16_master, "
+      "and with fp32 on a CPU with AVX512-BF16 or AMX");
+    v("threads", threads, "torch threads (0 = default)");
+    v("rollout_threads", rollout_threads,
+      "torch threads while rolling out (0 = as threads); 1 avoids OpenMP barrier stalls of decoding on busy cores");
+    v("save_every", save_every, "checkpoint every N steps (0 = only at the end)");
+    v("keep_checkpoints", keep_checkpoints, "newest checkpoints kept");
+    v("rollout", rollout, "rollout options");
+    v("advantage", advantage, "advantage estimator");
+    v("loss", loss, "policy loss");
+    v("update", update, "PPO update");
+  }
+};
+
+// Warm-up steps of the run: warmup_steps, or floor(warmup_ratio * steps).
+int warmup_steps_of(const TrainerConfig& cfg);
+
+// The learning rate of RL step `step` (1-based, 1..cfg.steps). With W warm-up steps and s = step-1:
+//   s < W:  lr * (s + 1) / W                      (linear; the first step is not wasted at 0)
+//   else:   constant: lr
+//           cosine:   lr * (m + (1 - m) * (1 + cos(pi * (s - W) / (steps - W))) / 2), m = min_lr_ratio
+// Past warm-up this is transformers' get_{constant,cosine}_schedule_with_warmup (what veRL
+// uses) at the same 0-based step; during warm-up ours is one step ahead of theirs (theirs starts
+// at 0).
+double lr_at_step(const TrainerConfig& cfg, int step);
+
+// The CPU has bf16 dot-product instructions (AVX512-BF16 or AMX-BF16), which oneDNN uses for bf16
+// matrix products.
+bool cpu_has_bf16_dot();
+
+}  // namespace strata::rl
