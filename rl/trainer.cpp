@@ -11,6 +11,7 @@
 #include "agent/checkpoint.h"
 #include "agent/model_config.h"
 #include "agent/runtime.h"
+#include "agent/tokenizer/chat_template.h"
 #include "agent/tokenizer/tokenizer.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -94,7 +95,7 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
   STRATA_CHECK(tok.vocab_size() <= mcfg.vocab_size, "model: " << tok_path << " has " << tok.vocab_size()
                                                                << " tokens but the model's vocab_size is "
                                                                << mcfg.vocab_size);
-  if (cfg.rollout.chat == "chatml")
+  if (agent::parse_chat_style(cfg.rollout.chat) == agent::ChatStyle::kChatml)
     STRATA_CHECK(tok.token_to_id("<|im_start|>") >= 0 && tok.token_to_id("<|im_end|>") >= 0,
                  "rollout.chat: chatml needs the special tokens <|im_start|> and <|im_end|>, which "
                      << tok_path << " lacks");
