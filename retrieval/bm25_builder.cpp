@@ -1,3 +1,7 @@
+// Over 450 lines on purpose: one pipeline (analysis workers, in-memory runs spilled to disk,
+// the k-way merge into block-max postings, the dictionary, the document store and the manifest
+// with its checksums) whose stages share the builder's private state; the file reads top to
+// bottom in the order an index is built.
 #include "retrieval/bm25_builder.h"
 
 #include <algorithm>

@@ -1,3 +1,7 @@
+// Over 450 lines on purpose: the daemon's connection state machine (read with one deadline,
+// dispatch, search on the pool, write, graceful close) and the server's lifecycle share the
+// Impl and Session types, which are private to this file; split, every step would need them
+// in a header that nothing else may include.
 #include "retrieval/server.h"
 
 #include <boost/asio/dispatch.hpp>

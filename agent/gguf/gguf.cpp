@@ -1,3 +1,6 @@
+// Over 450 lines on purpose: the bounds-checked GGUF reader (header, every metadata type,
+// tensor infos, alignment) and its writer are one format; both halves share the private
+// byte-level cursor and type tables. Dequantisation lives in gguf_quants.cpp.
 #include "agent/gguf/gguf.h"
 
 #include <fcntl.h>

@@ -1,3 +1,5 @@
+// Over 450 lines on purpose: BM25 against a brute-force reference, the builder's edge cases and
+// every kind of index damage, sharing the build helpers.
 #include <gtest/gtest.h>
 
 #include <algorithm>

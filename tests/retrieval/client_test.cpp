@@ -1,3 +1,5 @@
+// Over 450 lines on purpose: the wire format's parser and the client's retry, timeout and
+// back-pressure behaviour against one in-process server fixture.
 // The libcurl retrieval client: response parsing, retries and their limits, back-pressure, and a
 // server restarted on the same port while requests are in flight.
 #include "retrieval/client.h"

@@ -1,3 +1,5 @@
+// Over 450 lines on purpose: one test per promise of the daemon (docs/RELIABILITY.md's table),
+// sharing one in-process server fixture.
 // The retrieval daemon, run in-process on an ephemeral loopback port against a small in-test
 // searcher (and the real sample corpus when ../shared is present).
 #include "retrieval/server.h"

@@ -1,3 +1,6 @@
+// The PPO/GRPO update step: losses, KL estimators, aggregation, precisions and the
+// zero-advantage guard (over 450 lines on purpose: one test per option of the update, sharing
+// one small model and batch).
 #include "rl/ppo_update.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,5 @@
-// grpo_train's loop end to end on a tiny random policy, a small world and a real daemon.
+// grpo_train's loop end to end on a tiny random policy, a small world and a real daemon (over
+// 450 lines on purpose: every end-to-end promise of the loop shares one world and daemon).
 #include "rl/trainer.h"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,6 @@
+// The built-in world generator: determinism, the shapes of entities, facts, passages and
+// questions, and the files it writes (over 450 lines on purpose: one test per promise of
+// env/world/world.h, sharing one generated world).
 #include "env/world/world.h"
 
 #include <gtest/gtest.h>
