@@ -1,5 +1,6 @@
 #include "core/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -159,6 +160,21 @@ Document parse_document(const std::string& text, const std::string& name) {
     if (auto p = msg.find("] "); p != std::string::npos) msg = msg.substr(p + 2);
     throw Error(name + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON: " +
                 msg);
+  } catch (const Json::out_of_range& e) {
+    // A number beyond a double ("number overflow parsing '1e400'"): name its line and key.
+    const std::string what = e.what();
+    const size_t q1 = what.find('\''), q2 = what.rfind('\'');
+    const std::string token = q1 != std::string::npos && q2 > q1 ? what.substr(q1 + 1, q2 - q1 - 1) : "";
+    const size_t at = token.empty() ? std::string::npos : text.find(token);
+    if (at == std::string::npos) throw Error(name + ": a number out of range (" + what + ")");
+    const size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + static_cast<long>(at), '\n'));
+    std::string key;
+    const size_t colon = text.rfind(':', at);
+    const size_t close = colon == std::string::npos ? std::string::npos : text.rfind('"', colon);
+    const size_t open = close == std::string::npos || close == 0 ? std::string::npos : text.rfind('"', close - 1);
+    if (open != std::string::npos) key = text.substr(open + 1, close - open - 1) + ": ";
+    throw Error(name + ":" + std::to_string(line) + ": " + key + "number out of range: " + token +
+                " (a double holds at most about 1.8e308)");
   }
   if (!doc.json.is_object())
     throw Error(name + ": a config file must hold a JSON object, got " + describe(doc.json));
@@ -195,6 +211,9 @@ void apply_overrides(Document& doc, const std::vector<std::string>& sets) {
       value = Json::parse(raw);
     } catch (const Json::parse_error&) {
       value = raw;  // not JSON: a bare string
+    } catch (const Json::out_of_range&) {
+      throw Error("--set " + set + ": " + key + ": number out of range: " + raw +
+                  " (a double holds at most about 1.8e308)");
     }
     set_value(doc, key, std::move(value), "--set " + set);
   }

@@ -147,6 +147,20 @@ E enum_from_name(std::string_view name, const std::string& key) {
   throw Error(key + ": expected " + enum_choices<E>() + ", got \"" + std::string(name) + "\"");
 }
 
+// ---- removed keys ---------------------------------------------------------------------------
+// A struct may list keys it no longer has, each with what to do instead:
+//   static constexpr config::RemovedKey kRemovedKeys[] = {{"temperature", "set rollout.temperature"}};
+// Such a key in a document is the error "update.temperature: removed: set rollout.temperature"
+// rather than "unknown key".
+struct RemovedKey {
+  const char* key;
+  const char* instead;
+};
+template <class T, class = void>
+struct has_removed_keys : std::false_type {};
+template <class T>
+struct has_removed_keys<T, std::void_t<decltype(T::kRemovedKeys)>> : std::true_type {};
+
 // Short human description of a JSON value's type and value: `"abc"`, `1.5`, `an object`.
 std::string describe(const Json& j);
 // Throws strata::Error: "<where>: <path>: <message>".
@@ -263,6 +277,9 @@ void read_value(const Json& j, T& out, const Source& src, const std::string& pat
     if (!j.is_object()) fail_at(src, path, "expected an object, got " + describe(j));
     Reader r(j, src, path);
     out.visit(r);
+    if constexpr (has_removed_keys<T>::value)
+      for (const auto& rk : T::kRemovedKeys)
+        if (j.contains(rk.key)) fail_at(src, join_path(path, rk.key), std::string("removed: ") + rk.instead);
     r.reject_unknown();
     if constexpr (has_validate<T>::value) {
       try {

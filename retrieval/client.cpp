@@ -103,6 +103,7 @@ struct RetrievalClient::Impl {
   std::deque<std::unique_ptr<Job>> incoming;  // guarded by mu
   int in_flight = 0;                          // guarded by mu
   int peak = 0;                               // guarded by mu
+  int64_t completed = 0;                      // guarded by mu
   bool shutting_down = false;                 // guarded by mu
 
   std::thread worker;
@@ -151,6 +152,11 @@ const ClientOptions& RetrievalClient::options() const { return impl_->opts; }
 int RetrievalClient::in_flight() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->in_flight;
+}
+
+int64_t RetrievalClient::completed() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->completed;
 }
 
 int RetrievalClient::peak_in_flight() const {
@@ -307,6 +313,7 @@ void RetrievalClient::Impl::complete(std::unique_ptr<Job> job, RetrieveResult re
   {
     std::lock_guard<std::mutex> lock(mu);
     --in_flight;
+    ++completed;
   }
   space_cv.notify_one();
   if (!job->on_done) return;

@@ -104,6 +104,9 @@ class RetrievalClient {
   int in_flight() const;
   // Peak of in_flight() since construction (for tests of back-pressure).
   int peak_in_flight() const;
+  // Requests completed (answered or failed) since construction; with in_flight(), what a watchdog
+  // needs to tell a slow daemon from a hung one.
+  int64_t completed() const;
   const ClientOptions& options() const;
   // check_health() of this client's URL.
   HealthResult health() const;

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/rng.h"
 
 namespace strata::rl {
 
@@ -26,8 +28,10 @@ namespace fs = std::filesystem;
 // it, like `threads`, without changing what it computes beyond rounding).
 bool resumable_key(const std::string& k) {
   return k == "steps" || k == "out_dir" || k == "threads" || k == "rollout_threads" || k == "device" ||
-         k == "save_every" || k == "keep_checkpoints";
+         k == "save_every" || k == "keep_checkpoints" || k == "retrieval";
 }
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 }  // namespace
 
@@ -55,16 +59,74 @@ void remove_unfinished_checkpoints(const std::string& root) {
   }
 }
 
-CheckpointState read_checkpoint_state(const std::string& dir) {
-  std::ifstream in(dir + "/state.json");
+CheckpointState read_checkpoint_state(const std::string& dir, size_t questions) {
+  const std::string file = dir + "/state.json";
+  std::ifstream in(file, std::ios::binary);
   STRATA_CHECK(in.good(), "--resume: " << dir << " has no state.json");
-  const auto j = nlohmann::json::parse(in);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string damaged = "; the checkpoint is damaged: remove " + dir + " to resume from the one before";
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::exception& e) {
+    STRATA_FAIL("--resume: " << file << ": not valid JSON (" << e.what() << ")" << damaged);
+  }
+  STRATA_CHECK(j.is_object(), "--resume: " << file << ": expected a JSON object, got " << config::describe(j) << damaged);
+  auto bad = [&](const char* key, const std::string& why) {
+    STRATA_FAIL("--resume: " << file << ": " << key << ": " << why << damaged);
+  };
+  for (const char* key : {"step", "cursor", "order", "rng"})
+    if (!j.contains(key)) bad(key, "missing");
   CheckpointState st;
-  st.step = j["step"].get<int>();
-  st.cursor = j["cursor"].get<size_t>();
-  st.order = j["order"].get<std::vector<size_t>>();
-  st.rng = j["rng"].get<std::string>();
+  const auto& step = j["step"];
+  if (!step.is_number_integer() || step.get<int64_t>() < 1 || step.get<int64_t>() > 1000000000)
+    bad("step", "expected a step number >= 1, got " + config::describe(step));
+  st.step = static_cast<int>(step.get<int64_t>());
+  const std::string folder = fs::path(dir).filename().string();
+  if (folder.rfind("step_", 0) == 0 && std::to_string(st.step) != std::to_string(std::atol(folder.c_str() + 5)))
+    bad("step", std::to_string(st.step) + " is not the step of the folder " + folder);
+  const auto& order = j["order"];
+  if (!order.is_array()) bad("order", "expected a list of question indices, got " + config::describe(order));
+  if (order.size() != questions)
+    bad("order", "holds " + std::to_string(order.size()) + " question indices, but train_data has " +
+                     std::to_string(questions) + " questions");
+  std::vector<char> seen(questions, 0);
+  st.order.reserve(questions);
+  for (size_t i = 0; i < order.size(); ++i) {
+    const auto& e = order[i];
+    if (!e.is_number_unsigned() || e.get<uint64_t>() >= questions)
+      bad("order", "entry " + std::to_string(i) + " is " + config::describe(e) + ", not a question index 0.." +
+                       std::to_string(questions - 1));
+    const size_t q = static_cast<size_t>(e.get<uint64_t>());
+    if (seen[q]) bad("order", "entry " + std::to_string(i) + " repeats question " + std::to_string(q));
+    seen[q] = 1;
+    st.order.push_back(q);
+  }
+  const auto& cursor = j["cursor"];
+  if (!cursor.is_number_unsigned() || cursor.get<uint64_t>() > questions)
+    bad("cursor", "expected a position 0.." + std::to_string(questions) + " in order, got " + config::describe(cursor));
+  st.cursor = static_cast<size_t>(cursor.get<uint64_t>());
+  const auto& rng = j["rng"];
+  if (!rng.is_string()) bad("rng", "expected a generator state (a string), got " + config::describe(rng));
+  st.rng = rng.get<std::string>();
+  try {
+    Rng(0).set_state(st.rng);
+  } catch (const Error&) {
+    bad("rng", "not a generator state: " + config::describe(rng));
+  }
   return st;
+}
+
+void check_optimizer_file(const std::string& path) {
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+  } catch (const c10::Error& e) {
+    STRATA_FAIL("--resume: " << path << " cannot be read as an optimiser state ("
+                             << first_line(e.what_without_backtrace()) << "); the checkpoint is damaged: remove "
+                             << fs::path(path).parent_path().string() << " to resume from the one before");
+  }
 }
 
 std::vector<std::string> resume_config_diff(const TrainerConfig& saved_cfg, const TrainerConfig& now_cfg) {

@@ -40,12 +40,19 @@ std::string newest_checkpoint(const std::string& root);
 // Removes the .tmp_step_N folders a run killed while writing a checkpoint left behind.
 void remove_unfinished_checkpoints(const std::string& root);
 
-// state.json of checkpoint folder `dir`.
-CheckpointState read_checkpoint_state(const std::string& dir);
+// state.json of checkpoint folder `dir` (step_N), validated whole before anything uses it: a JSON
+// object with step (= N), cursor (0..questions), order (a permutation of 0..questions-1, the
+// training questions) and rng (a generator state). Anything else is a strata::Error naming the
+// file and the key ("--resume: DIR/state.json: cursor: ...").
+CheckpointState read_checkpoint_state(const std::string& dir, size_t questions);
+
+// Checks that `path` (a checkpoint's optimizer.pt) is a readable LibTorch archive, before any
+// weights load; a strata::Error naming the file otherwise.
+void check_optimizer_file(const std::string& path);
 
 // The keys (dotted paths) in which `now` differs from the config a checkpoint was written with,
 // leaving out those a resume may change (steps, out_dir, threads, rollout_threads, device,
-// save_every, keep_checkpoints) and naming `steps` too when the LR schedule depends on it
+// save_every, keep_checkpoints, retrieval) and naming `steps` too when the LR schedule depends on it
 // (cosine, or a warm-up ratio). Empty: the run can resume.
 std::vector<std::string> resume_config_diff(const TrainerConfig& saved, const TrainerConfig& now);
 

@@ -40,7 +40,9 @@ struct UpdateOptions {
   int mini_batch = 16;        // trajectories per optimiser step
   int micro_batch = 4;        // trajectories per forward/backward (gradient accumulation)
   double grad_clip = 1.0;     // global gradient-norm clip (0 = off)
-  double temperature = 1.0;   // logits are divided by this, as when sampling
+  // Logits are divided by this, as when sampling. Not a config key: grpo_train sets it to
+  // rollout.temperature, the temperature the rollouts were sampled at (kRemovedKeys).
+  double temperature = 1.0;
   bool skip_zero_advantage = true;      // no optimiser step for a batch whose advantages are all 0
   bool gradient_checkpointing = false;  // recompute decoder layers in backward (less memory)
   // Where the old (proximal) log-probs come from. "auto": when the update is a single on-policy
@@ -50,14 +52,19 @@ struct UpdateOptions {
   // no-grad forward of the policy before the first optimiser step.
   OldLogprobs old_logprobs = OldLogprobs::kAuto;
 
+  // update.temperature used to be a key that the trainer overwrote with rollout.temperature.
+  static constexpr config::RemovedKey kRemovedKeys[] = {
+      {"temperature",
+       "the update divides the logits by rollout.temperature, the temperature the rollouts were sampled at (any "
+       "other value would make the PPO ratio compare two different distributions); set rollout.temperature"}};
+
   void validate() const;
   template <class V>
   void visit(V& v) {
     v("ppo_epochs", ppo_epochs, "passes over the batch per rollout phase");
-    v("mini_batch", mini_batch, "trajectories per optimiser step");
-    v("micro_batch", micro_batch, "trajectories per forward/backward");
+    v("mini_batch", mini_batch, "trajectories per optimiser step (grpo_train: at most 65536)");
+    v("micro_batch", micro_batch, "trajectories per forward/backward (grpo_train: at most 65536)");
     v("grad_clip", grad_clip, "gradient-norm clip (0 = off)");
-    v("temperature", temperature, "logit temperature, as when sampling");
     v("skip_zero_advantage", skip_zero_advantage,
       "skip the optimiser step(s) when every advantage of the batch is 0 (no learning signal)");
     v("gradient_checkpointing", gradient_checkpointing,

@@ -44,13 +44,15 @@ struct RolloutOptions {
   void validate() const;
   template <class V>
   void visit(V& v) {
-    v("samples_per_prompt", samples_per_prompt, "G: trajectories per prompt");
+    v("samples_per_prompt", samples_per_prompt, "G: trajectories per prompt (grpo_train: at most 1024)");
     v("temperature", temperature, "sampling temperature (0 = greedy)");
     v("top_p", top_p, "nucleus sampling (1 = off)");
     v("top_k", top_k, "top-k sampling (0 = off)");
-    v("max_batch", max_batch, "sequences generating at once");
-    v("max_seq_len", max_seq_len, "prompt + response positions per sequence");
-    v("seed", seed, "sampling seed");
+    v("max_batch", max_batch,
+      "sequences generating at once (grpo_train: at most 65536, and their KV cache within the memory available)");
+    v("max_seq_len", max_seq_len,
+      "prompt + response positions per sequence (grpo_train: at most the model's max_position_embeddings)");
+    v("seed", seed, "sampling seed (grpo_train: shifts each step's sampling stream; 1 = none)");
     v("chat", chat, "prompt formatting: plain, chatml or llama3");
     v("stratum_key", stratum_key, "searches or searches_x_hit");
     v("sync_search", sync_search, "block each turn on search (Search-R1 baseline)");

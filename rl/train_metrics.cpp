@@ -92,6 +92,7 @@ std::map<std::string, double> step_metric_map(const StepMetrics& s) {
   std::map<std::string, double> m;
   const UpdateStats& u = s.update;
   m["update/skipped_zero_adv"] = u.skipped_zero_advantage ? 1 : 0;
+  m["update/skipped_failed"] = s.skipped_failed ? 1 : 0;
   if (u.passes_ran || u.skipped_zero_advantage) m["skipped_steps"] = u.skipped_steps;
   if (u.passes_ran) m["update/old_logp_reused"] = u.old_logprobs_reused ? 1 : 0;
   // Present only when computed: never a 0 that was not measured.
@@ -129,12 +130,16 @@ std::string format_step_line(const StepMetrics& s, int steps, const std::string&
   const UpdateStats& u = s.update;
   return fmt::format(
       "step {}/{} reward {:.3f} em {:.3f} answered {:.2f} searches {:.2f} len {:.0f} strata[{} ] kl {} ent {} clip {} "
-      "gnorm {} lr {:.3g} {:.0f} tok/s time rollout {:.1f}s old {:.1f}s ref {:.1f}s train {:.1f}s{} ETA {}",
+      "gnorm {} lr {:.3g} {:.0f} tok/s time rollout {:.1f}s old {:.1f}s ref {:.1f}s train {:.1f}s{}{} ETA {}",
       s.step, steps, s.batch.reward, s.batch.em, s.batch.answer_rate, s.batch.searches, s.batch.response_len,
       strata_text, val(u.kl, 4), val(u.entropy, 3), val(u.clip_frac, 3), val(u.grad_norm, 3), s.lr,
       s.rollout.tokens_per_s, s.rollout_seconds, u.old_logp_seconds, u.ref_logp_seconds,
       std::max(0.0, s.update_seconds - u.old_logp_seconds - u.ref_logp_seconds),
-      u.skipped_zero_advantage ? " [no update: every advantage is 0]" : "", eta);
+      s.rollout.failed > 0 ? fmt::format(" failed {}/{}", s.rollout.failed, s.batch.trajectories) : std::string(),
+      s.skipped_failed               ? " [not used: too many retrieval failures]"
+      : u.skipped_zero_advantage ? " [no update: every advantage is 0]"
+                                 : "",
+      eta);
 }
 
 TrainSummary summarize_metrics_file(const std::string& path) {
@@ -159,6 +164,7 @@ TrainSummary summarize_metrics_file(const std::string& path) {
     s.skipped_zero_advantage += j.value("update/skipped_zero_adv", 0.0) > 0 ? 1 : 0;
     s.trajectories += static_cast<int64_t>(j.value("rollout/trajectories", 0.0));
     s.failed += static_cast<int64_t>(j.value("rollout/failed", 0.0));
+    s.skipped_failed += j.value("update/skipped_failed", 0.0) > 0 ? 1 : 0;
   }
   if (rewards.empty()) return s;
   const size_t w = std::min<size_t>(5, std::max<size_t>(1, rewards.size() / 2));
@@ -173,10 +179,14 @@ TrainSummary summarize_metrics_file(const std::string& path) {
 std::string format_summary(const TrainSummary& s) {
   auto range = [](int a, int b) { return a == b ? "step " + std::to_string(a) : "steps " + std::to_string(a) + "-" + std::to_string(b); };
   const int n = s.steps, w = std::max(1, s.window);
-  return fmt::format("trained {} steps: mean reward {:.3f} ({}) -> {:.3f} ({}); {} of {} steps skipped (every "
-                     "advantage 0); {} of {} trajectories failed (retrieval)",
-                     n, s.first_reward, range(1, w), s.last_reward, range(n - w + 1, n), s.skipped_zero_advantage, n,
-                     s.failed, s.trajectories);
+  std::string out = fmt::format(
+      "trained {} steps: mean reward {:.3f} ({}) -> {:.3f} ({}); {} of {} steps skipped (every advantage 0); {} of {} "
+      "trajectories failed (retrieval)",
+      n, s.first_reward, range(1, w), s.last_reward, range(n - w + 1, n), s.skipped_zero_advantage, n, s.failed,
+      s.trajectories);
+  if (s.skipped_failed > 0)
+    out += fmt::format("; {} of {} steps not used (too many retrieval failures)", s.skipped_failed, n);
+  return out;
 }
 
 }  // namespace strata::rl

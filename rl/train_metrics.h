@@ -46,6 +46,9 @@ struct StepMetrics {
   UpdateStats update;
   RolloutMetrics rollout;   // the engine's measurements (tokens/s, occupancy, failures, latency)
   bool bf16_rollouts = false;
+  // More than retrieval.max_failed_fraction of the trajectories failed retrieval: the step was not
+  // used for the update (update/skipped_failed).
+  bool skipped_failed = false;
   double rollout_seconds = 0, update_seconds = 0, step_seconds = 0;
 };
 
@@ -71,6 +74,7 @@ struct TrainSummary {
   int skipped_zero_advantage = 0; // steps whose update was skipped (every advantage 0)
   int64_t trajectories = 0;       // trajectories rolled out
   int64_t failed = 0;             // of which ended by a failed retrieval (kept out of the loss)
+  int skipped_failed = 0;         // steps not used for the update: too many retrieval failures
 };
 
 // The summary of a run from its metrics.jsonl (the last line of a step wins; cut lines are
@@ -78,7 +82,8 @@ struct TrainSummary {
 TrainSummary summarize_metrics_file(const std::string& path);
 
 // The closing line of grpo_train: "trained N steps: mean reward A (steps 1-5) -> B (steps
-// 16-20); K of N steps skipped (every advantage 0); F of T trajectories failed (retrieval)".
+// 16-20); K of N steps skipped (every advantage 0); F of T trajectories failed (retrieval)", and
+// "; U of N steps not used (too many retrieval failures)" when some were.
 std::string format_summary(const TrainSummary& s);
 
 }  // namespace strata::rl

@@ -1,10 +1,15 @@
 #include "rl/trainer.h"
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -48,6 +53,65 @@ void check_model_dir(const std::string& key, const std::string& dir) {
                key << ": '" << dir << "' has neither model.safetensors nor model.safetensors.index.json");
 }
 
+// While a rollout phase runs: a warning when searches wait and none has come back for
+// retrieval.warn_after_s (and again every warn_after_s), so that a hung daemon is never silent.
+class RetrievalWatch {
+ public:
+  RetrievalWatch(const retrieval::RetrievalClient& client, const TrainerConfig& cfg)
+      : client_(client), cfg_(cfg), thread_([this] { run(); }) {}
+  ~RetrievalWatch() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  RetrievalWatch(const RetrievalWatch&) = delete;
+  RetrievalWatch& operator=(const RetrievalWatch&) = delete;
+
+ private:
+  void run() {
+    const auto period = std::chrono::milliseconds(200);
+    int64_t last_completed = client_.completed();
+    auto quiet_since = Clock::now();
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, period, [this] { return done_; })) {
+      const int64_t completed = client_.completed();
+      const int waiting = client_.in_flight();
+      if (completed != last_completed || waiting == 0) {
+        last_completed = completed;
+        quiet_since = Clock::now();
+        continue;
+      }
+      const double quiet = since(quiet_since);
+      if (quiet < cfg_.retrieval.warn_after_s) continue;
+      STRATA_LOG_WARN(
+          "waiting for the retrieval daemon at {}: {} searches without an answer for {:.0f} s (each attempt times "
+          "out after {} ms, {} attempts per search: retrieval.timeout_ms, retrieval.max_attempts)",
+          cfg_.retriever, waiting, quiet, cfg_.retrieval.timeout_ms, cfg_.retrieval.max_attempts);
+      quiet_since = Clock::now();
+    }
+  }
+  const retrieval::RetrievalClient& client_;
+  const TrainerConfig& cfg_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+// STRATA_TEST_PAUSE_IN_STEP=N: a testing hook. In step N, after the rollouts (and their file),
+// before the update, writes OUT/.test_paused_in_step_N and sleeps (up to 10 minutes), so that a
+// test can kill the run in the middle of a step.
+void maybe_pause_in_step_for_test(const std::string& out_dir, int step) {
+  const char* env = std::getenv("STRATA_TEST_PAUSE_IN_STEP");
+  if (env == nullptr || std::atoi(env) != step) return;
+  std::ofstream(out_dir + "/.test_paused_in_step_" + std::to_string(step)) << "paused\n";
+  STRATA_LOG_WARN("STRATA_TEST_PAUSE_IN_STEP: paused in step {}", step);
+  for (int i = 0; i < 6000; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
 // The weights the optimiser holds, as an fp32 model (the policy itself, or one built on the
 // bf16_master masters).
 agent::Model fp32_weights(const agent::Model& policy, const std::vector<torch::Tensor>& master) {
@@ -77,6 +141,7 @@ struct GrpoTrainer::State {
   std::ofstream jsonl;
   Clock::time_point t_start;
   int first_step = 1;
+  int failed_steps_in_a_row = 0;  // steps not used for too many retrieval failures, consecutive
 };
 
 GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::make_unique<State>()) {
@@ -100,12 +165,19 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
                  "rollout.chat: chatml needs the special tokens <|im_start|> and <|im_end|>, which "
                      << tok_path << " lacks");
   (void)encode_prompt(tok, "check", cfg.rollout.chat);
+  check_sizes(cfg, mcfg.num_hidden_layers, mcfg.num_key_value_heads, mcfg.head_dim, mcfg.max_position_embeddings,
+              cfg.model + "/config.json", cfg.bf16_rollouts(cpu_has_bf16_dot()));
   STRATA_CHECK(fs::exists(cfg.train_data), "train_data: '" << cfg.train_data << "' does not exist");
   s.questions = data::read_qa_file(cfg.train_data);
   STRATA_CHECK(!s.questions.empty(), "train_data: " << cfg.train_data << ": no questions");
   retrieval::ClientOptions co;
   co.url = cfg.retriever;
   co.seed = cfg.seed;
+  co.timeout_ms = cfg.retrieval.timeout_ms;
+  co.connect_timeout_ms = std::min(co.connect_timeout_ms, cfg.retrieval.timeout_ms);
+  co.max_attempts = cfg.retrieval.max_attempts;
+  co.backoff_initial_ms = cfg.retrieval.backoff_initial_ms;
+  co.backoff_max_ms = cfg.retrieval.backoff_max_ms;
   s.client = std::make_unique<retrieval::RetrievalClient>(co);
   retrieval::require_healthy(s.client->health(), "retriever");
   s.ckpt_root = cfg.out_dir + "/checkpoints";
@@ -114,24 +186,27 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
   } catch (const fs::filesystem_error& e) {
     STRATA_FAIL("out_dir: cannot create '" << cfg.out_dir << "': " << e.code().message());
   }
-  remove_unfinished_checkpoints(s.ckpt_root);
 
+  // On --resume everything is validated (config, state.json, optimizer.pt, then the weights and the
+  // optimiser state load) before anything in out_dir is written or removed.
   std::string from;
   if (resume) {
     from = newest_checkpoint(s.ckpt_root);
     STRATA_CHECK(!from.empty(), "--resume: no checkpoint in " << s.ckpt_root);
     // The saved config through today's reader, so keys added since then take their defaults.
-    const auto saved = config::from_document<TrainerConfig>(config::load_document(from + "/config.json"));
+    // Keys removed since (update.temperature) are dropped.
+    auto saved_doc = config::load_document(from + "/config.json");
+    if (saved_doc.json.contains("update") && saved_doc.json["update"].is_object())
+      saved_doc.json["update"].erase("temperature");
+    const auto saved = config::from_document<TrainerConfig>(saved_doc);
     std::string diff;
     for (const auto& d : resume_config_diff(saved, cfg)) diff += (diff.empty() ? "" : ", ") + d;
     STRATA_CHECK(diff.empty(), "--resume: the config differs from the checkpoint's (" << from
                                    << "/config.json) in: " << diff);
     check_model_dir("--resume", from + "/model");
     STRATA_CHECK(fs::exists(from + "/optimizer.pt"), "--resume: " << from << " has no optimizer.pt");
-    s.st = read_checkpoint_state(from);
-    STRATA_CHECK(s.st.order.size() == s.questions.size(), "--resume: the checkpoint's data order has "
-                                                              << s.st.order.size() << " questions, "
-                                                              << cfg.train_data << " has " << s.questions.size());
+    s.st = read_checkpoint_state(from, s.questions.size());
+    check_optimizer_file(from + "/optimizer.pt");
     STRATA_LOG_INFO("resuming from {} (step {})", from, s.st.step);
   }
 
@@ -139,11 +214,6 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
   if (cfg.threads > 0) at::set_num_threads(cfg.threads);
   s.update_threads = at::get_num_threads();
   s.rollout_threads = cfg.rollout_threads > 0 ? cfg.rollout_threads : s.update_threads;
-  {
-    std::ofstream c(cfg.out_dir + "/config.json");
-    c << config::to_json(cfg).dump(2) << "\n";
-  }
-  if (resume) trim_metrics(cfg.out_dir + "/metrics.jsonl", s.st.step);
   agent::LoadOptions lo_cpu;
   lo_cpu.device = "cpu";
   lo_cpu.dtype = "float32";
@@ -196,7 +266,23 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
   s.policy.set_requires_grad(true);
   s.optim = std::make_unique<torch::optim::AdamW>(master_mode ? s.mp.master : s.policy.parameters(),
                                                   torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
-  if (resume) torch::load(*s.optim, from + "/optimizer.pt", s.dev);
+  if (resume) {
+    try {
+      torch::load(*s.optim, from + "/optimizer.pt", s.dev);
+    } catch (const c10::Error& e) {
+      const std::string what = e.what_without_backtrace();
+      STRATA_FAIL("--resume: " << from << "/optimizer.pt does not hold this run's optimiser state ("
+                               << what.substr(0, what.find('\n')) << "); the checkpoint is damaged: remove " << from
+                               << " to resume from the one before");
+    }
+  }
+  // ---- validated and loaded: from here on out_dir is written ----
+  remove_unfinished_checkpoints(s.ckpt_root);
+  {
+    std::ofstream c(cfg.out_dir + "/config.json");
+    c << config::to_json(cfg).dump(2) << "\n";
+  }
+  if (resume) trim_metrics(cfg.out_dir + "/metrics.jsonl", s.st.step);
   s.tb = std::make_unique<TensorBoardWriter>(cfg.out_dir + "/tb");
   s.jsonl.open(cfg.out_dir + "/metrics.jsonl", std::ios::app);
   s.t_start = Clock::now();
@@ -227,11 +313,15 @@ StepMetrics GrpoTrainer::step() {
 
   const auto t0 = Clock::now();
   auto rollout = cfg.rollout;
-  rollout.seed = mix64(cfg.seed + static_cast<uint64_t>(step));
+  // Each step samples from its own stream; rollout.seed moves the sampling alone (1: no shift).
+  rollout.seed = mix64(cfg.seed + static_cast<uint64_t>(step)) + (cfg.rollout.seed - 1);
   s.policy.set_requires_grad(false);
   if (s.rollout_threads != s.update_threads) at::set_num_threads(s.rollout_threads);
-  const auto batch = run_rollouts(s.rollout_model, *s.tok, *s.client, prompts, rollout, step,
-                                  static_cast<int64_t>(step) * cfg.prompts_per_step);
+  const auto batch = [&] {
+    RetrievalWatch watch(*s.client, cfg);
+    return run_rollouts(s.rollout_model, *s.tok, *s.client, prompts, rollout, step,
+                        static_cast<int64_t>(step) * cfg.prompts_per_step);
+  }();
   if (s.rollout_threads != s.update_threads) at::set_num_threads(s.update_threads);
   s.policy.set_requires_grad(true);
   sync_device(s.dev);
@@ -243,12 +333,19 @@ StepMetrics GrpoTrainer::step() {
     for (const auto& t : batch.trajectories) w.write(t);
     w.flush();
   }
+  maybe_pause_in_step_for_test(cfg.out_dir, step);
   const auto adv = batch_advantages(batch.trajectories, cfg.advantage);
   const auto t1 = Clock::now();
+  // A step with too many failed searches is not used: its surviving trajectories are biased
+  // towards those that did not search (retrieval.max_failed_fraction).
+  const auto n_traj = static_cast<double>(batch.trajectories.size());
+  m.skipped_failed =
+      batch.metrics.failed > 0 && static_cast<double>(batch.metrics.failed) > cfg.retrieval.max_failed_fraction * n_traj;
   UpdateOptions uo = cfg.update;
-  uo.temperature = cfg.rollout.temperature > 0 ? cfg.rollout.temperature : 1.0;
-  m.update = ppo_update(s.policy, s.kl_on ? &s.reference : nullptr, *s.optim, batch.trajectories, adv, cfg.loss, uo,
-                        cfg.seed + step, s.mp);
+  uo.temperature = cfg.rollout.temperature > 0 ? cfg.rollout.temperature : 1.0;  // the sampling temperature
+  if (!m.skipped_failed)
+    m.update = ppo_update(s.policy, s.kl_on ? &s.reference : nullptr, *s.optim, batch.trajectories, adv, cfg.loss,
+                          uo, cfg.seed + step, s.mp);
   if (s.rollout_copy && m.update.optimizer_steps > 0) copy_master_to_model(s.policy.parameters(), s.rollout_model);
   sync_device(s.dev);
   m.update_seconds = since(t1);
@@ -269,6 +366,29 @@ StepMetrics GrpoTrainer::step() {
   STRATA_LOG_INFO("{}", format_step_line(m, cfg.steps,
                                          Progress::format_duration(elapsed / (step - s.first_step + 1) *
                                                                    (cfg.steps - step))));
+  if (m.skipped_failed) {
+    ++s.failed_steps_in_a_row;
+    STRATA_LOG_WARN("step {}: {} of {} trajectories failed retrieval (more than retrieval.max_failed_fraction = {}): "
+                    "the step is not used for the update ({} of retrieval.max_failed_steps = {} in a row)",
+                    step, batch.metrics.failed, batch.trajectories.size(), cfg.retrieval.max_failed_fraction,
+                    s.failed_steps_in_a_row, cfg.retrieval.max_failed_steps);
+    if (s.failed_steps_in_a_row >= cfg.retrieval.max_failed_steps) {
+      const auto h = retrieval::check_health(cfg.retriever, 2000);
+      const std::string ckpt = newest_checkpoint(s.ckpt_root);
+      throw UnreachableError(fmt::format(
+          "retrieval: {} steps in a row had more than retrieval.max_failed_fraction = {} of their trajectories fail "
+          "retrieval (step {}: {} of {}; each search is tried retrieval.max_attempts = {} times); stopping "
+          "(retrieval.max_failed_steps = {}). The daemon at {} {} now. {}",
+          s.failed_steps_in_a_row, cfg.retrieval.max_failed_fraction, step, batch.metrics.failed,
+          batch.trajectories.size(), cfg.retrieval.max_attempts, cfg.retrieval.max_failed_steps, cfg.retriever,
+          h.ok() ? "answers /health" : "does not answer /health",
+          ckpt.empty() ? std::string("No checkpoint was written yet (save_every): start the run again once the "
+                                     "daemon answers.")
+                       : "Once it answers, continue from " + ckpt + " with --resume."));
+    }
+  } else {
+    s.failed_steps_in_a_row = 0;
+  }
   s.st.step = step;
   s.st.rng = s.rng.state();
   if (step == cfg.steps || (cfg.save_every > 0 && step % cfg.save_every == 0))

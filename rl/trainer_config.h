@@ -54,6 +54,52 @@ inline constexpr config::EnumName<LrSchedule> kLrScheduleNames[] = {{LrSchedule:
                                                                     {LrSchedule::kCosine, "cosine"}};
 inline config::EnumTable<LrSchedule> enum_names(LrSchedule) { return kLrScheduleNames; }
 
+// Hard caps on sizes, checked before any work (TrainerConfig::validate), far above any recipe
+// (Search-R1: 512 prompts x 5 samples, 64 sequences at once, 4096 positions): a value beyond them
+// is a typo, and would otherwise allocate gigabytes before failing somewhere deep. The memory the
+// sizes imply is also estimated against the model and the memory available (check_sizes).
+inline constexpr int kMaxTrajectoriesPerStep = 65536;  // prompts_per_step x samples_per_prompt; mini/micro batch
+inline constexpr int kMaxSamplesPerPrompt = 1024;
+inline constexpr int kMaxRolloutBatch = 65536;         // rollout.max_batch
+inline constexpr int64_t kMaxSeqLen = 1 << 20;         // rollout.max_seq_len (and the model's context)
+inline constexpr int kMaxThreads = 1024;
+
+// Retrieval during rollouts: the client's retry budget per search, a warning while searches wait,
+// and what a step does when many of its searches fail after their retries.
+//   * a search is tried up to max_attempts times, each attempt cut after timeout_ms, with waits of
+//     backoff_initial_ms, doubling, at most backoff_max_ms (each scaled by a random factor in
+//     [0.5, 1]) in between; a 503's Retry-After is honoured. The defaults ride out a daemon
+//     restart of about 4 s and bound a hung daemon to about a minute per search.
+//   * while searches wait and none has come back for warn_after_s, a warning says so (and again
+//     every warn_after_s).
+//   * a step in which more than max_failed_fraction of the trajectories failed retrieval is not
+//     used for the update (update/skipped_failed = 1; the weights do not change); after
+//     max_failed_steps such steps in a row the run stops with exit status 3 and says how to
+//     resume.
+struct RetrievalBudget {
+  int timeout_ms = 10000;          // per attempt
+  int max_attempts = 6;            // attempts per search, the first included
+  int backoff_initial_ms = 250;    // wait before the 2nd attempt
+  int backoff_max_ms = 4000;       // cap on one wait
+  double warn_after_s = 15;        // warn when waiting searches get no answer for this long
+  double max_failed_fraction = 0.2;  // a step with a larger share of failed trajectories is not used
+  int max_failed_steps = 3;        // stop after this many such steps in a row
+
+  void validate() const;
+  template <class V>
+  void visit(V& v) {
+    v("timeout_ms", timeout_ms, "per search attempt, in ms (a hung daemon costs at most max_attempts of these)");
+    v("max_attempts", max_attempts, "attempts per search, the first included (1..100)");
+    v("backoff_initial_ms", backoff_initial_ms, "wait before the 2nd attempt, doubling per attempt");
+    v("backoff_max_ms", backoff_max_ms, "cap on one wait between attempts");
+    v("warn_after_s", warn_after_s, "warn while searches wait with no answer for this many seconds");
+    v("max_failed_fraction", max_failed_fraction,
+      "a step in which a larger share of trajectories failed retrieval is not used for the update");
+    v("max_failed_steps", max_failed_steps,
+      "stop the run (exit 3, resumable) after this many unused steps in a row");
+  }
+};
+
 struct TrainerConfig {
   std::string model;            // Hugging Face model directory (config.json, weights, tokenizer.json)
   std::string train_data;       // QA file (any format data/qa.h reads)
@@ -61,7 +107,7 @@ struct TrainerConfig {
   std::string out_dir = "runs/grpo";  // logs, rollouts and the final model
   int steps = 10;               // RL steps
   int prompts_per_step = 8;     // B prompts per step (each sampled rollout.samples_per_prompt times)
-  uint64_t seed = 1;            // data order and sampling
+  uint64_t seed = 1;            // data order, sampling and update (rollout.seed moves the sampling alone)
   double lr = 1e-6;             // AdamW learning rate
   double weight_decay = 0.0;    // AdamW weight decay
   LrSchedule lr_schedule = LrSchedule::kConstant;  // after warm-up: constant or cosine
@@ -75,6 +121,7 @@ struct TrainerConfig {
   int rollout_threads = 1;      // intra-op threads while rolling out (0 = as `threads`); see below
   int save_every = 0;           // checkpoint every this many steps (0 = only at the end)
   int keep_checkpoints = 2;     // newest checkpoints kept
+  RetrievalBudget retrieval;    // retries, timeouts, the failure-rate limit (above)
   RolloutOptions rollout;       // sampling, batch, environment, reward
   AdvantageOptions advantage;   // grpo or stratified (SAN + blend)
   LossOptions loss;             // PPO clip, KL, entropy, aggregation
@@ -92,9 +139,11 @@ struct TrainerConfig {
     v("retriever", retriever, "retrieval endpoint");
     v("out_dir", out_dir, "output directory");
     v("steps", steps, "RL steps");
-    v("prompts_per_step", prompts_per_step, "prompts per step");
-    v("seed", seed, "seed");
-    v("lr", lr, "AdamW learning rate");
+    v("prompts_per_step", prompts_per_step,
+      "prompts per step (at most 65536 trajectories per step: prompts_per_step x rollout.samples_per_prompt)");
+    v("seed", seed,
+      "seed of the data order, the sampling and the update; step t samples with mix64(seed + t) + rollout.seed - 1");
+    v("lr", lr, "AdamW learning rate (0 < lr <= 1)");
     v("weight_decay", weight_decay, "AdamW weight decay");
     v("lr_schedule", lr_schedule, "LR after warm-up: constant or cosine");
     v("warmup_steps", warmup_steps, "linear warm-up steps");
@@ -105,11 +154,12 @@ struct TrainerConfig {
     v("rollout_precision", rollout_precision,
       "rollouts on the policy (fp32) or on a bf16 copy (bf16); auto: bf16 with precision bf16/bf16_master, "
       "and with fp32 on a CPU with AVX512-BF16 or AMX");
-    v("threads", threads, "torch threads (0 = default)");
+    v("threads", threads, "torch threads (0 = default; at most 1024)");
     v("rollout_threads", rollout_threads,
       "torch threads while rolling out (0 = as threads); 1 avoids OpenMP barrier stalls of decoding on busy cores");
     v("save_every", save_every, "checkpoint every N steps (0 = only at the end)");
     v("keep_checkpoints", keep_checkpoints, "newest checkpoints kept");
+    v("retrieval", retrieval, "retrieval retries, timeouts and failure-rate limit");
     v("rollout", rollout, "rollout options");
     v("advantage", advantage, "advantage estimator");
     v("loss", loss, "policy loss");
@@ -128,6 +178,18 @@ int warmup_steps_of(const TrainerConfig& cfg);
 // uses) at the same 0-based step; during warm-up ours is one step ahead of theirs (theirs starts
 // at 0).
 double lr_at_step(const TrainerConfig& cfg, int step);
+
+// The sizes against the model (before its weights load): rollout.max_seq_len within the model's
+// max_position_embeddings, and the rollouts' KV cache (min(max_batch, trajectories per step) slots
+// x max_seq_len positions x layers x 2 x kv heads x head_dim, in bf16 or fp32) and the step's
+// trajectories (about 16 bytes per position) within the memory available (MemAvailable of
+// /proc/meminfo; on a CUDA device only the trajectories, which stay on the host). Throws
+// strata::Error naming the key.
+void check_sizes(const TrainerConfig& cfg, int64_t num_layers, int64_t kv_heads, int64_t head_dim,
+                 int64_t max_positions, const std::string& model_config_file, bool bf16_rollouts);
+
+// Bytes of memory available to this process (MemAvailable), or -1 when unknown.
+int64_t available_memory_bytes();
 
 // The CPU has bf16 dot-product instructions (AVX512-BF16 or AMX-BF16), which oneDNN uses for bf16
 // matrix products.

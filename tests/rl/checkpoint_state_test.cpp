@@ -9,6 +9,7 @@
 #include "agent/checkpoint.h"
 #include "agent/model.h"
 #include "core/config.h"
+#include "core/rng.h"
 #include "tests/test_util.h"
 
 namespace strata::rl {
@@ -34,7 +35,7 @@ TEST(CheckpointState, WriteFindTrimAndReadBack) {
   EXPECT_EQ(newest_checkpoint(root), "") << "no folder yet";
   CheckpointState st;
   st.order = {3, 1, 2, 0};
-  st.rng = "rng-state";
+  st.rng = Rng(5).state();  // read_checkpoint_state checks that it is one
   for (int step = 1; step <= 3; ++step) {
     st.step = step;
     st.cursor = static_cast<size_t>(step);
@@ -46,11 +47,11 @@ TEST(CheckpointState, WriteFindTrimAndReadBack) {
   EXPECT_TRUE(fs::exists(root + "/step_000002"));
   for (const char* f : {"model/config.json", "model/model.safetensors", "optimizer.pt", "state.json", "config.json"})
     EXPECT_TRUE(fs::exists(newest + "/" + f)) << f;
-  const CheckpointState back = read_checkpoint_state(newest);
+  const CheckpointState back = read_checkpoint_state(newest, st.order.size());
   EXPECT_EQ(back.step, 3);
   EXPECT_EQ(back.cursor, 3u);
   EXPECT_EQ(back.order, st.order);
-  EXPECT_EQ(back.rng, "rng-state");
+  EXPECT_EQ(back.rng, st.rng);
   // The config written beside it reads back into the same config.
   const auto saved = config::from_document<TrainerConfig>(config::load_document(newest + "/config.json"));
   EXPECT_EQ(config::to_json(saved), config::to_json(cfg));
