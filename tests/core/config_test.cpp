@@ -145,6 +145,44 @@ TEST(Config, SyntaxErrorNamesLineAndColumn) {
             std::string::npos);
 }
 
+// A number beyond a double names where it is and its key, not nlohmann's "number overflow".
+TEST(Config, NumberOutOfRangeNamesTheKey) {
+  const auto msg = error_of([] { config::parse_document("{\n  \"verbose\": true,\n  \"lr\": 1e400\n}\n", "big.json"); });
+  EXPECT_EQ(msg.rfind("big.json:3: lr: number out of range: 1e400", 0), 0u) << msg;
+  auto doc = config::parse_document("{}", "c");
+  EXPECT_EQ(error_of([&] { config::apply_overrides(doc, {"trainer.lr=-1e999"}); })
+                .rfind("--set trainer.lr=-1e999: trainer.lr: number out of range", 0),
+            0u);
+}
+
+// A struct's removed keys are named as such, with what to use instead, anywhere in the tree.
+struct WithRemovedKey {
+  double temperature = 1.0;  // not a key any more
+  int epochs = 1;
+  static constexpr config::RemovedKey kRemovedKeys[] = {{"temperature", "set sampling.temperature"}};
+  template <class V>
+  void visit(V& v) {
+    v("epochs", epochs, "epochs");
+  }
+};
+struct HoldsRemovedKey {
+  WithRemovedKey update;
+  template <class V>
+  void visit(V& v) {
+    v("update", update, "update");
+  }
+};
+
+TEST(Config, RemovedKeyIsNamedWithWhatToUseInstead) {
+  const auto msg = error_of(
+      [] { config::from_document<HoldsRemovedKey>(config::parse_document(R"({"update": {"temperature": 0.5}})", "r.json")); });
+  EXPECT_EQ(msg, "r.json:1: update.temperature: removed: set sampling.temperature");
+  EXPECT_EQ(config::from_document<HoldsRemovedKey>(config::parse_document(R"({"update": {"epochs": 3}})", "r.json"))
+                .update.epochs,
+            3);
+  EXPECT_EQ(config::describe_fields(HoldsRemovedKey{}).find("temperature"), std::string::npos);
+}
+
 TEST(Config, LoadFileAndRoundTrip) {
   testing::TempDir dir;
   testing::write_file(dir.file("c.json"), R"({"trainer": {"warmup": 3}, "seed": 9})");

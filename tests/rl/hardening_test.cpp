@@ -7,7 +7,9 @@
 // world tokenizer and a tiny random policy ("base"); and that policy warm-started by sft_train on
 // the world's demonstrations ("warm"), which searches and answers often enough that rewards vary
 // in every step under the format_em reward. Every test starts its own retrieval_server process,
-// so that it can be killed, stopped (SIGSTOP) and restarted.
+// so that it can be killed, stopped (SIGSTOP) and restarted. (Over 450 lines on purpose: one test
+// per promise of the Trainer table in docs/RELIABILITY.md, sharing the process, daemon and
+// fixture helpers above them.)
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <signal.h>
