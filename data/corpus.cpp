@@ -38,7 +38,7 @@ bool CorpusReader::next(Passage& out) {
     json j;
     try {
       j = json::parse(buf_);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
       STRATA_FAIL(where << ": invalid JSON: " << e.what());
     }
     STRATA_CHECK(j.is_object(), where << ": expected a JSON object");

@@ -145,6 +145,8 @@ std::vector<QaRecord> read_qa_file(const std::string& path, QaFormat format) {
       doc = json::parse(in);
     } catch (const json::parse_error& e) {
       STRATA_FAIL(path << ": invalid JSON at byte " << e.byte << ": " << e.what());
+    } catch (const json::exception& e) {  // out_of_range: a number like 1e400
+      STRATA_FAIL(path << ": invalid JSON: " << e.what());
     }
     for (size_t i = 0; i < doc.size(); ++i) {
       const std::string where = path + ": record " + std::to_string(i);
@@ -166,7 +168,7 @@ std::vector<QaRecord> read_qa_file(const std::string& path, QaFormat format) {
     json j;
     try {
       j = json::parse(line);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
       STRATA_FAIL(where << ": invalid JSON: " << e.what());
     }
     add(parse_qa_record(j, format, where, out.size()), where);

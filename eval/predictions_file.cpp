@@ -66,7 +66,7 @@ ScoredPredictions score_predictions_file(const std::string& path,
     json j;
     try {
       j = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
       STRATA_FAIL(where << ": not valid JSON (" << e.what() << ")");
     }
     STRATA_CHECK(j.is_object(), where << ": expected a JSON object, got " << j.type_name());

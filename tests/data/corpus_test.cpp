@@ -46,6 +46,20 @@ TEST(CorpusReader, BothRecordForms) {
   EXPECT_FALSE(reader.next(p));
 }
 
+TEST(CorpusReader, HugeNumberIsALineError) {
+  testing::TempDir dir;
+  testing::write_file(dir.file("c.jsonl"), "{\"id\": 1, \"contents\": \"a\"}\n{\"id\": 1e400}\n");
+  CorpusReader reader(dir.file("c.jsonl"));
+  Passage p;
+  ASSERT_TRUE(reader.next(p));
+  try {
+    reader.next(p);
+    FAIL() << "read a record with a number too large for a double";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("c.jsonl:2: invalid JSON"), std::string::npos) << e.what();
+  }
+}
+
 TEST(CorpusReader, SplitContents) {
   std::string title, text;
   split_contents("\"A \"quoted\" title\"\nbody\nmore", title, text);

@@ -93,6 +93,10 @@ TEST(QaReader, BadRecordsAreErrorsNotSkips) {
         "{\"id\":\"a\",\"question\":\"q\",\"golden_answers\":[\"y\"]}\n",
         "f.jsonl:2: duplicate id \"a\"");
   check("{\"idx\":true,\"question\":\"q\",\"answer\":\"x\"}\n", "\"idx\" must be a string or an integer");
+  // A number too large for a double is a parse error naming the line (it used to escape as a
+  // generic error without file or line).
+  check("{\"id\":\"a\",\"question\":\"q\",\"golden_answers\":[\"x\"]}\n{\"id\":1e400}\n",
+        "f.jsonl:2: invalid JSON");
   const auto missing = error_of([&] { read_qa_file(dir.file("nope.jsonl")); });
   EXPECT_NE(missing.find("cannot open QA file"), std::string::npos);
 }
