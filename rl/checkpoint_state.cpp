@@ -12,6 +12,7 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include "agent/checkpoint.h"
 #include "core/config.h"
@@ -158,6 +159,84 @@ void maybe_pause_for_test(const std::string& tmp, int step) {
 
 }  // namespace
 
+namespace {
+
+// The checksummed files of checkpoint `dir`: every regular file under model/, and optimizer.pt;
+// paths relative to `dir`, sorted.
+std::vector<std::string> checksummed_files(const std::string& dir) {
+  std::vector<std::string> out;
+  const fs::path model = fs::path(dir) / "model";
+  if (fs::is_directory(model))
+    for (const auto& e : fs::recursive_directory_iterator(model))
+      if (e.is_regular_file()) out.push_back(fs::relative(e.path(), dir).string());
+  if (fs::exists(fs::path(dir) / "optimizer.pt")) out.push_back("optimizer.pt");
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string file_crc32(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  STRATA_CHECK(in.good(), "cannot read " << path);
+  std::vector<char> buf(1 << 20);
+  uLong crc = crc32_z(0L, Z_NULL, 0);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto n = in.gcount();
+    if (n > 0) crc = crc32_z(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<size_t>(n));
+  }
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(crc));
+  return hex;
+}
+
+}  // namespace
+
+void write_checksums(const std::string& dir) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& f : checksummed_files(dir)) {
+    const std::string path = (fs::path(dir) / f).string();
+    j[f] = {{"bytes", fs::file_size(path)}, {"crc32", file_crc32(path)}};
+  }
+  std::ofstream out(fs::path(dir) / "checksums.json");
+  out << j.dump(2) << "\n";
+  STRATA_CHECK(out.good(), "cannot write " << dir << "/checksums.json");
+}
+
+void verify_checksums(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "checksums.json").string();
+  if (!fs::exists(path)) {
+    STRATA_LOG_WARN("--resume: {} has no checksums.json (written by an older strata): damage to its "
+                    "weights or optimiser state cannot be detected", dir);
+    return;
+  }
+  nlohmann::json j;
+  try {
+    std::ifstream in(path);
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    STRATA_FAIL("--resume: " << path << " is not valid JSON: " << e.what());
+  }
+  STRATA_CHECK(j.is_object(), "--resume: " << path << " must be a JSON object");
+  for (const auto& [name, entry] : j.items()) {
+    const std::string file = (fs::path(dir) / name).string();
+    uint64_t bytes = 0;
+    std::string crc;
+    try {
+      bytes = entry.at("bytes").get<uint64_t>();
+      crc = entry.at("crc32").get<std::string>();
+    } catch (const nlohmann::json::exception&) {
+      STRATA_FAIL("--resume: " << path << ": " << name << " needs \"bytes\" and \"crc32\"");
+    }
+    STRATA_CHECK(fs::exists(file), "--resume: " << file << " is missing (listed in " << path << ")");
+    const uint64_t have = fs::file_size(file);
+    STRATA_CHECK(have == bytes, "--resume: " << file << " has " << have << " bytes where "
+                                             << path << " says " << bytes << ": truncated or changed");
+    const std::string sum = file_crc32(file);
+    STRATA_CHECK(sum == crc, "--resume: " << file << " fails its checksum (CRC-32 " << sum << ", "
+                                          << path << " says " << crc << "): the file is damaged");
+  }
+}
+
 void write_checkpoint(const std::string& root, const TrainerConfig& cfg, const agent::Model& weights,
                       torch::optim::Optimizer& optim, const CheckpointState& st) {
   char name[32];
@@ -181,6 +260,7 @@ void write_checkpoint(const std::string& root, const TrainerConfig& cfg, const a
     c << config::to_json(cfg).dump(2) << "\n";
     STRATA_CHECK(out.good() && c.good(), "error while writing checkpoint " << tmp);
   }
+  write_checksums(tmp);
   ::sync();  // the files are on disk before the rename makes the checkpoint visible
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);

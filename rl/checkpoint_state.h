@@ -50,6 +50,15 @@ CheckpointState read_checkpoint_state(const std::string& dir, size_t questions);
 // weights load; a strata::Error naming the file otherwise.
 void check_optimizer_file(const std::string& path);
 
+// Size and CRC-32 (zlib's) of a checkpoint's binary files, the weights (model/...) and
+// optimizer.pt, whose damage no other check can see (state.json and config.json are validated
+// field by field instead): write_checksums records them in DIR/checksums.json when the checkpoint
+// is written; verify_checksums compares them on --resume, before anything loads, and throws a
+// strata::Error naming the damaged file. A checkpoint written before checksums existed is
+// accepted with a warning.
+void write_checksums(const std::string& dir);
+void verify_checksums(const std::string& dir);
+
 // The keys (dotted paths) in which `now` differs from the config a checkpoint was written with,
 // leaving out those a resume may change (steps, out_dir, threads, rollout_threads, device,
 // save_every, keep_checkpoints, retrieval) and naming `steps` too when the LR schedule depends on it

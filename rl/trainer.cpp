@@ -205,6 +205,7 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
                                    << "/config.json) in: " << diff);
     check_model_dir("--resume", from + "/model");
     STRATA_CHECK(fs::exists(from + "/optimizer.pt"), "--resume: " << from << " has no optimizer.pt");
+    verify_checksums(from);
     s.st = read_checkpoint_state(from, s.questions.size());
     check_optimizer_file(from + "/optimizer.pt");
     STRATA_LOG_INFO("resuming from {} (step {})", from, s.st.step);

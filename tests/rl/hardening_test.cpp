@@ -355,6 +355,21 @@ TEST(TrainerResumeDamage, DamagedStateOrOptimizerIsRefusedNamingTheFileAndNothin
   }
   write_file(ckpt + "/optimizer.pt", good_optim);
 
+  // One flipped bit inside the weights: structurally valid, so only checksums.json can see it.
+  {
+    const std::string weights = ckpt + "/model/model.safetensors";
+    const std::string good_weights = read_file(weights);
+    std::string bad = good_weights;
+    bad[bad.size() - 3] = static_cast<char>(bad[bad.size() - 3] ^ 0x10);
+    write_file(weights, bad);
+    const auto before = snapshot(out);
+    r = run_command(grpo(cfg, "--resume --set steps=3"));
+    EXPECT_EQ(r.rc, 2) << r.output;
+    EXPECT_NE(r.output.find(weights + " fails its checksum"), std::string::npos) << r.output;
+    EXPECT_EQ(diff_snapshots(before, snapshot(out)), "") << "out_dir changed before the resume was validated";
+    write_file(weights, good_weights);
+  }
+
   // The undamaged checkpoint resumes.
   r = run_command(grpo(cfg, "--resume --set steps=3 --log-level warn"));
   EXPECT_EQ(r.rc, 0) << r.output;
