@@ -31,10 +31,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/child_process.h"
 #include "tests/shared_fixture.h"
 #include "tests/test_util.h"
 
-extern char** environ;
 
 namespace strata::testing {
 namespace {
@@ -51,63 +51,7 @@ void must_run(const std::string& cmdline) {
   if (r.rc != 0) throw std::runtime_error("`" + cmdline + "` failed (" + std::to_string(r.rc) + "):\n" + r.output);
 }
 
-// A child process with stdout and stderr in `log`; killed (after SIGCONT) on destruction.
-class Process {
- public:
-  Process(const std::vector<std::string>& argv, const std::string& log, const std::vector<std::string>& env = {}) {
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    std::vector<std::string> env_s(env);
-    for (char** e = environ; *e != nullptr; ++e) env_s.emplace_back(*e);
-    std::vector<char*> envp;
-    for (auto& e : env_s) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), envp.data()) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Process() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGCONT);
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  pid_t pid() const { return pid_; }
-  bool running() const { return pid_ > 0; }
-  void signal(int sig) const {
-    if (pid_ > 0) ::kill(pid_, sig);
-  }
-  // Exit status when it has ended (-1 while running; 128+N when killed by signal N).
-  int poll() {
-    if (pid_ < 0) return status_;
-    int st = 0;
-    if (::waitpid(pid_, &st, WNOHANG) != pid_) return -1;
-    pid_ = -1;
-    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    return status_;
-  }
-  // Waits at most `timeout_s`; -1 when it is still running then.
-  int wait(double timeout_s) {
-    const auto t0 = Clock::now();
-    for (;;) {
-      const int rc = poll();
-      if (rc != -1 || seconds_since(t0) > timeout_s) return rc;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
-
- private:
-  pid_t pid_ = -1;
-  int status_ = -2;
-};
+using Process = testing::ChildProcess;
 
 // retrieval_server on a free loopback port, as its own process.
 class Daemon {

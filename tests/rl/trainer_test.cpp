@@ -27,6 +27,7 @@
 #include "core/error.h"
 #include "env/rollout_file.h"
 #include "env/world/world.h"
+#include "tests/child_process.h"
 #include "tests/loopback_daemon.h"
 #include "tests/shared_fixture.h"
 #include "tests/test_util.h"
@@ -592,48 +593,6 @@ TEST(Trainer, MissingModelOrTokenizerIsReportedFirst) {
 
 // ---- kill -9 while a checkpoint is being written ------------------------------------------
 
-// A child process with its output in `log`; killed on destruction if still running.
-struct Child {
-  pid_t pid = -1;
-  Child(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env, const std::string& log) {
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    std::vector<std::string> env_s(extra_env);
-    for (char** e = environ; *e != nullptr; ++e) env_s.emplace_back(*e);
-    std::vector<char*> envp;
-    for (auto& e : env_s) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    const int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) pid = -1;
-  }
-  // Exit status when it has ended (-1 while running; 128+N when killed by signal N).
-  int poll() {
-    int status = 0;
-    if (pid < 0) return -2;
-    if (waitpid(pid, &status, WNOHANG) != pid) return -1;
-    pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  int wait() {
-    int status = 0;
-    if (pid < 0) return -2;
-    waitpid(pid, &status, 0);
-    pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  ~Child() {
-    if (pid > 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  }
-};
 
 TEST(Trainer, KilledMidCheckpointKeepsThePreviousOneAndResumes) {
   TrainWorld s;
@@ -644,9 +603,9 @@ TEST(Trainer, KilledMidCheckpointKeepsThePreviousOneAndResumes) {
   const std::string ckpts = cfg.out_dir + "/checkpoints";
   const std::string marker = ckpts + "/.tmp_step_000002.paused";
   {
-    Child run({testing::bin("grpo_train"), "--config", cfg_file}, {"STRATA_TEST_PAUSE_IN_CHECKPOINT=2"},
-              s.dir.file("killed.log"));
-    ASSERT_GT(run.pid, 0) << "cannot start " << testing::bin("grpo_train");
+    testing::ChildProcess run({testing::bin("grpo_train"), "--config", cfg_file}, s.dir.file("killed.log"),
+                              {"STRATA_TEST_PAUSE_IN_CHECKPOINT=2"});
+    ASSERT_GT(run.pid(), 0) << "cannot start " << testing::bin("grpo_train");
     const auto t0 = std::chrono::steady_clock::now();
     while (!std::filesystem::exists(marker)) {
       const int rc = run.poll();
@@ -655,7 +614,7 @@ TEST(Trainer, KilledMidCheckpointKeepsThePreviousOneAndResumes) {
           << testing::read_file(s.dir.file("killed.log"));
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    ASSERT_EQ(kill(run.pid, SIGKILL), 0);
+    ASSERT_EQ(kill(run.pid(), SIGKILL), 0);
     EXPECT_EQ(run.wait(), 128 + SIGKILL);
   }
   // The previous checkpoint is whole; the one being written is only a temporary folder.
@@ -669,7 +628,8 @@ TEST(Trainer, KilledMidCheckpointKeepsThePreviousOneAndResumes) {
 
   // --resume continues from step 1, removes the leftover, and ends where 3 straight steps end.
   {
-    Child resume({testing::bin("grpo_train"), "--config", cfg_file, "--resume"}, {}, s.dir.file("resume.log"));
+    testing::ChildProcess resume({testing::bin("grpo_train"), "--config", cfg_file, "--resume"},
+                                 s.dir.file("resume.log"));
     ASSERT_EQ(resume.wait(), 0) << testing::read_file(s.dir.file("resume.log"));
   }
   const std::string log = testing::read_file(s.dir.file("resume.log"));
