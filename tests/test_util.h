@@ -31,6 +31,20 @@ inline std::string shared_real_dir() {
   return "";
 }
 
+// $STRATA_CACHE (or ~/.cache/strata)/models/<name>, where scripts/setup.sh unpacks the real
+// models (smollm2-135m-instruct, all-minilm-l6-v2); empty when that folder has no config.json.
+inline std::string cached_model_dir(const std::string& name) {
+  namespace fs = std::filesystem;
+  fs::path cache;
+  if (const char* c = std::getenv("STRATA_CACHE")) {
+    cache = c;
+  } else if (const char* h = std::getenv("HOME")) {
+    cache = fs::path(h) / ".cache" / "strata";
+  }
+  const fs::path dir = cache / "models" / name;
+  return fs::is_regular_file(dir / "config.json") ? dir.string() : "";
+}
+
 inline std::string fixture(const std::string& name) {
   return std::string(STRATA_SOURCE_DIR) + "/tests/fixtures/" + name;
 }

@@ -50,9 +50,37 @@ void TokenizerImpl::encode(std::string_view text, bool allow_special,
   }
 }
 
+namespace {
+
+// tokenizers' WordPiece decoder clean-up (spaces before punctuation and English contractions).
+void wordpiece_cleanup(std::string& s) {
+  static const std::pair<const char*, const char*> kRules[] = {
+      {" .", "."},       {" ?", "?"},        {" !", "!"},   {" ,", ","},
+      {" ' ", "'"},      {" n't", "n't"},    {" 'm", "'m"}, {" do not", " don't"},
+      {" 's", "'s"},     {" 've", "'ve"},    {" 're", "'re"}};
+  for (const auto& [from, to] : kRules) {
+    const std::string_view f(from), t(to);
+    std::string out;
+    size_t pos = 0, hit;
+    bool changed = false;
+    while ((hit = s.find(f, pos)) != std::string::npos) {
+      out.append(s, pos, hit - pos);
+      out.append(t);
+      pos = hit + f.size();
+      changed = true;
+    }
+    if (!changed) continue;
+    out.append(s, pos, std::string::npos);
+    s.swap(out);
+  }
+}
+
+}  // namespace
+
 std::string TokenizerImpl::decode(const std::vector<int32_t>& ids, bool skip_special) const {
   const ByteLevelAlphabet& alphabet = ByteLevelAlphabet::get();
   std::string out;
+  size_t n = 0;  // tokens decoded so far
   for (int32_t id : ids) {
     const std::string* tok = nullptr;
     auto it = added_by_id.find(id);
@@ -64,6 +92,19 @@ std::string TokenizerImpl::decode(const std::vector<int32_t>& ids, bool skip_spe
       tok = model->id_to_token(id);
     }
     if (tok == nullptr) continue;
+    if (decoder == Decoder::kWordPiece) {
+      std::string piece;
+      if (n > 0 && !decoder_prefix.empty() && tok->compare(0, decoder_prefix.size(),
+                                                           decoder_prefix) == 0) {
+        piece = tok->substr(decoder_prefix.size());
+      } else {
+        piece = n > 0 ? " " + *tok : *tok;
+      }
+      if (decoder_cleanup) wordpiece_cleanup(piece);
+      out.append(piece);
+      ++n;
+      continue;
+    }
     // ByteLevel decoder: a token whose characters are all in the alphabet is turned back into
     // bytes; any other token (e.g. an added token with a plain space) stands for its own bytes.
     const size_t mark = out.size();
@@ -71,6 +112,7 @@ std::string TokenizerImpl::decode(const std::vector<int32_t>& ids, bool skip_spe
       out.resize(mark);
       out.append(*tok);
     }
+    ++n;
   }
   return out;
 }
@@ -136,6 +178,15 @@ std::vector<int32_t> Tokenizer::wrap_single(const std::vector<int32_t>& ids) con
   out.insert(out.end(), ids.begin(), ids.end());
   out.insert(out.end(), impl_->template_suffix.begin(), impl_->template_suffix.end());
   return out;
+}
+
+std::vector<int32_t> Tokenizer::encode_single(std::string_view text, size_t max_length) const {
+  std::vector<int32_t> ids = encode(text);
+  const size_t added = impl_->template_prefix.size() + impl_->template_suffix.size();
+  if (max_length > 0 && ids.size() + added > max_length) {
+    ids.resize(max_length > added ? max_length - added : 0);
+  }
+  return wrap_single(ids);
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "agent/tokenizer/impl/tokenizer_model.h"
+
 namespace strata::agent::impl {
 
 struct BpeMerge {
@@ -20,7 +22,7 @@ struct BpeMerge {
   int32_t new_id = 0;  // id of the merged token
 };
 
-class BpeModel {
+class BpeModel : public SubwordModel {
  public:
   // vocab: token -> id. merges: pairs of tokens, in rank order. Throws strata::Error when a
   // merge names a token (or a merged token) missing from the vocabulary.
@@ -29,12 +31,12 @@ class BpeModel {
            std::string unk_token, bool fuse_unk);
 
   // Appends the ids of `word`, a string of byte-level characters (one pre-tokenized piece).
-  void tokenize(std::string_view word, std::vector<int32_t>& out) const;
+  void tokenize(std::string_view word, std::vector<int32_t>& out) const override;
 
-  int32_t token_to_id(std::string_view token) const;  // -1 when absent
-  const std::string* id_to_token(int32_t id) const;   // nullptr when absent
+  int32_t token_to_id(std::string_view token) const override;  // -1 when absent
+  const std::string* id_to_token(int32_t id) const override;   // nullptr when absent
   // One past the largest id in the vocabulary.
-  int32_t id_end() const { return static_cast<int32_t>(id_to_token_.size()); }
+  int32_t id_end() const override { return static_cast<int32_t>(id_to_token_.size()); }
   size_t vocab_size() const { return vocab_.size(); }
   size_t merge_count() const { return merges_.size(); }
 

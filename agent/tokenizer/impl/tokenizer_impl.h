@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "agent/tokenizer/impl/tokenizer_added.h"
-#include "agent/tokenizer/impl/tokenizer_bpe.h"
+#include "agent/tokenizer/impl/tokenizer_model.h"
 #include "agent/tokenizer/impl/tokenizer_pipeline.h"
 
 namespace strata::agent::impl {
@@ -18,7 +18,7 @@ namespace strata::agent::impl {
 class TokenizerImpl {
  public:
   std::string source;
-  std::unique_ptr<BpeModel> model;
+  std::unique_ptr<SubwordModel> model;  // BpeModel or WordPieceModel
   Normalizer normalizer;
   PreTokenizer pre_tokenizer;
   std::vector<AddedToken> added;  // as listed in the file
@@ -29,6 +29,11 @@ class TokenizerImpl {
   std::vector<int32_t> template_prefix;             // TemplateProcessing `single` around $A
   std::vector<int32_t> template_suffix;
   std::optional<int32_t> eos, bos, pad;
+  // The decoder: ByteLevel (byte-level BPE) or WordPiece (join words with spaces, glue
+  // continuations without their prefix, and with `cleanup` tokenizers' English clean-up).
+  enum class Decoder { kByteLevel, kWordPiece } decoder = Decoder::kByteLevel;
+  std::string decoder_prefix = "##";
+  bool decoder_cleanup = true;
 
   // Call after `added` is filled.
   void index_added_tokens();

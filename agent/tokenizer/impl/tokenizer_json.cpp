@@ -1,7 +1,9 @@
 // tokenizer.json and tokenizer_config.json -> TokenizerImpl. The only place that sees JSON.
 #include <nlohmann/json.hpp>
 
+#include "agent/tokenizer/impl/tokenizer_bpe.h"
 #include "agent/tokenizer/impl/tokenizer_impl.h"
+#include "agent/tokenizer/impl/tokenizer_wordpiece.h"
 #include "core/error.h"
 
 namespace strata::agent::impl {
@@ -35,29 +37,50 @@ std::string get_type(const json& obj, const std::string& where, const std::strin
   return t->get<std::string>();
 }
 
-std::vector<NormalForm> read_normalizer(const json* j, const std::string& where,
-                                        const std::string& source) {
+std::vector<NormalizerStage> read_normalizer(const json* j, const std::string& where,
+                                             const std::string& source) {
   if (is_null_or_absent(j)) return {};
   TOK_CHECK(j->is_object(), where << " must be an object or null");
   const std::string type = get_type(*j, where, source);
-  if (type == "NFC") return {NormalForm::kNFC};
-  if (type == "NFD") return {NormalForm::kNFD};
-  if (type == "NFKC") return {NormalForm::kNFKC};
-  if (type == "NFKD") return {NormalForm::kNFKD};
+  NormalizerStage st;
+  if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
+    st.form = type == "NFC"    ? NormalForm::kNFC
+              : type == "NFD"  ? NormalForm::kNFD
+              : type == "NFKC" ? NormalForm::kNFKC
+                               : NormalForm::kNFKD;
+    return {st};
+  }
+  if (type == "BertNormalizer") {
+    st.kind = NormalizerStage::Kind::kBert;
+    st.bert.clean_text = get_bool(*j, "clean_text", true, where, source);
+    st.bert.handle_chinese_chars = get_bool(*j, "handle_chinese_chars", true, where, source);
+    st.bert.lowercase = get_bool(*j, "lowercase", true, where, source);
+    // null: strip accents exactly when lower-casing (BERT's uncased models).
+    st.bert.strip_accents = get_bool(*j, "strip_accents", st.bert.lowercase, where, source);
+    return {st};
+  }
+  if (type == "Lowercase") {
+    st.kind = NormalizerStage::Kind::kLowercase;
+    return {st};
+  }
+  if (type == "StripAccents") {
+    st.kind = NormalizerStage::Kind::kStripAccents;
+    return {st};
+  }
   if (type == "Sequence") {
     const json* list = field(*j, "normalizers");
     TOK_CHECK(list != nullptr && list->is_array(), where << ".normalizers is missing");
-    std::vector<NormalForm> forms;
+    std::vector<NormalizerStage> stages;
     for (size_t i = 0; i < list->size(); ++i) {
       auto part =
           read_normalizer(&(*list)[i], where + ".normalizers[" + std::to_string(i) + "]", source);
-      forms.insert(forms.end(), part.begin(), part.end());
+      stages.insert(stages.end(), part.begin(), part.end());
     }
-    return forms;
+    return stages;
   }
   TOK_CHECK(false, where << ".type \"" << type
                          << "\" is not supported (supported: null, NFC, NFD, NFKC, NFKD, "
-                            "Sequence of those)");
+                            "BertNormalizer, Lowercase, StripAccents, Sequence of those)");
   return {};
 }
 
@@ -81,6 +104,13 @@ void read_pre_tokenizer(const json& j, const std::string& where, const std::stri
     if (get_bool(j, "use_regex", true, where, source)) {
       st.regex = std::make_shared<Regex>(kGpt2Pattern);
     }
+    stages.push_back(std::move(st));
+    return;
+  }
+  if (type == "BertPreTokenizer" || type == "WhitespaceSplit") {
+    PreTokenizerStage st;
+    st.kind = type == "BertPreTokenizer" ? PreTokenizerStage::Kind::kBert
+                                         : PreTokenizerStage::Kind::kWhitespaceSplit;
     stages.push_back(std::move(st));
     return;
   }
@@ -113,7 +143,8 @@ void read_pre_tokenizer(const json& j, const std::string& where, const std::stri
     return;
   }
   TOK_CHECK(false, where << ".type \"" << type
-                         << "\" is not supported (supported: ByteLevel, Split, Sequence)");
+                         << "\" is not supported (supported: ByteLevel, Split, BertPreTokenizer, "
+                            "WhitespaceSplit, Sequence)");
 }
 
 std::vector<std::pair<std::string, std::string>> read_merges(const json& list,
@@ -137,7 +168,42 @@ std::vector<std::pair<std::string, std::string>> read_merges(const json& list,
   return merges;
 }
 
-std::unique_ptr<BpeModel> read_model(const json* j, const std::string& source) {
+std::unordered_map<std::string, int32_t> read_vocab(const json& j, const std::string& source) {
+  const json* vocab = field(j, "vocab");
+  TOK_CHECK(vocab != nullptr && vocab->is_object(), "model.vocab is missing or not an object");
+  std::unordered_map<std::string, int32_t> v;
+  v.reserve(vocab->size());
+  for (auto it = vocab->begin(); it != vocab->end(); ++it) {
+    TOK_CHECK(it.value().is_number_integer(),
+              "model.vocab[\"" << it.key() << "\"] must be an integer id");
+    v.emplace(it.key(), it.value().get<int32_t>());
+  }
+  return v;
+}
+
+std::unique_ptr<SubwordModel> read_wordpiece(const json& j, const std::string& source) {
+  const json* unk = field(j, "unk_token");
+  TOK_CHECK(unk != nullptr && unk->is_string(), "model.unk_token is missing (WordPiece needs one)");
+  std::string prefix = "##";
+  if (const json* p = field(j, "continuing_subword_prefix"); !is_null_or_absent(p)) {
+    TOK_CHECK(p->is_string(), "model.continuing_subword_prefix must be a string");
+    prefix = p->get<std::string>();
+  }
+  size_t max_chars = 100;
+  if (const json* m = field(j, "max_input_chars_per_word"); !is_null_or_absent(m)) {
+    TOK_CHECK(m->is_number_unsigned(), "model.max_input_chars_per_word must be a count");
+    max_chars = m->get<size_t>();
+  }
+  try {
+    return std::make_unique<WordPieceModel>(read_vocab(j, source), unk->get<std::string>(), prefix,
+                                            max_chars);
+  } catch (const Error& e) {
+    TOK_CHECK(false, "model: " << e.what());
+  }
+  return nullptr;
+}
+
+std::unique_ptr<SubwordModel> read_model(const json* j, const std::string& source) {
   TOK_CHECK(j != nullptr && j->is_object(), "model is missing");
   const json* type = field(*j, "type");
   // Old files leave the type out; a model with merges is BPE.
@@ -145,7 +211,8 @@ std::unique_ptr<BpeModel> read_model(const json* j, const std::string& source) {
                         : field(*j, "merges") != nullptr     ? "BPE"
                                                              : "";
   TOK_CHECK(!t.empty(), "model.type is missing");
-  TOK_CHECK(t == "BPE", "model.type \"" << t << "\" is not supported (only BPE)");
+  if (t == "WordPiece") return read_wordpiece(*j, source);
+  TOK_CHECK(t == "BPE", "model.type \"" << t << "\" is not supported (BPE or WordPiece)");
   const json* dropout = field(*j, "dropout");
   TOK_CHECK(is_null_or_absent(dropout) || (dropout->is_number() && dropout->get<double>() == 0.0),
             "model.dropout " << dropout->dump() << " is not supported (only null)");
@@ -156,15 +223,7 @@ std::unique_ptr<BpeModel> read_model(const json* j, const std::string& source) {
   }
   TOK_CHECK(!get_bool(*j, "byte_fallback", false, "model", source),
             "model.byte_fallback true is not supported");
-  const json* vocab = field(*j, "vocab");
-  TOK_CHECK(vocab != nullptr && vocab->is_object(), "model.vocab is missing or not an object");
-  std::unordered_map<std::string, int32_t> v;
-  v.reserve(vocab->size());
-  for (auto it = vocab->begin(); it != vocab->end(); ++it) {
-    TOK_CHECK(it.value().is_number_integer(),
-              "model.vocab[\"" << it.key() << "\"] must be an integer id");
-    v.emplace(it.key(), it.value().get<int32_t>());
-  }
+  std::unordered_map<std::string, int32_t> v = read_vocab(*j, source);
   const json* merges = field(*j, "merges");
   TOK_CHECK(merges != nullptr && merges->is_array(), "model.merges is missing or not a list");
   std::string unk;
@@ -221,10 +280,24 @@ void read_post_processor(const json* j, const std::string& source, TokenizerImpl
     for (const json& p : *list) read_post_processor(&p, source, tok);
     return;
   }
+  if (type == "BertProcessing" || type == "RobertaProcessing") {
+    // {"cls": ["[CLS]", 101], "sep": ["[SEP]", 102]}: [CLS] $A [SEP].
+    auto special = [&](const char* key) {
+      const json* p = field(*j, key);
+      TOK_CHECK(p != nullptr && p->is_array() && p->size() == 2 && (*p)[1].is_number_integer(),
+                "post_processor." << key << " must be [token, id]");
+      return (*p)[1].get<int32_t>();
+    };
+    TOK_CHECK(type == "BertProcessing", "post_processor.type \"RobertaProcessing\" is not supported");
+    tok.template_prefix.push_back(special("cls"));
+    tok.template_suffix.push_back(special("sep"));
+    return;
+  }
   TOK_CHECK(type == "TemplateProcessing", "post_processor.type \""
                                               << type
                                               << "\" is not supported (supported: null, ByteLevel, "
-                                                 "TemplateProcessing, Sequence of those)");
+                                                 "TemplateProcessing, BertProcessing, Sequence of "
+                                                 "those)");
   const json* single = field(*j, "single");
   TOK_CHECK(single != nullptr && single->is_array(), "post_processor.single is missing");
   const json* specials = field(*j, "special_tokens");
@@ -295,31 +368,52 @@ std::unique_ptr<TokenizerImpl> read_tokenizer_json(const std::string& json_text,
   tok->model = read_model(field(root, "model"), source);
   tok->normalizer = Normalizer(read_normalizer(field(root, "normalizer"), "normalizer", source));
 
+  const bool wordpiece = dynamic_cast<const WordPieceModel*>(tok->model.get()) != nullptr;
   const json* pre = field(root, "pre_tokenizer");
-  TOK_CHECK(!is_null_or_absent(pre),
-            "pre_tokenizer null is not supported (a byte-level BPE "
-            "tokenizer needs a ByteLevel pre-tokenizer)");
   std::vector<PreTokenizerStage> stages;
-  try {
-    read_pre_tokenizer(*pre, "pre_tokenizer", source, stages);
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    if (what.rfind(source, 0) == 0) throw;
-    TOK_CHECK(false, "pre_tokenizer: " << what);
+  if (!is_null_or_absent(pre)) {
+    try {
+      read_pre_tokenizer(*pre, "pre_tokenizer", source, stages);
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      if (what.rfind(source, 0) == 0) throw;
+      TOK_CHECK(false, "pre_tokenizer: " << what);
+    }
   }
   for (size_t i = 0; i + 1 < stages.size(); ++i) {
     TOK_CHECK(stages[i].kind != PreTokenizerStage::Kind::kByteLevel,
               "pre_tokenizer: ByteLevel must be the last pre-tokenizer of the Sequence");
   }
-  TOK_CHECK(!stages.empty() && stages.back().kind == PreTokenizerStage::Kind::kByteLevel,
-            "pre_tokenizer without ByteLevel is not supported (only byte-level BPE)");
+  const bool byte_level = !stages.empty() && stages.back().kind == PreTokenizerStage::Kind::kByteLevel;
+  if (wordpiece) {
+    TOK_CHECK(!byte_level, "pre_tokenizer ByteLevel with a WordPiece model is not supported");
+  } else {
+    TOK_CHECK(!is_null_or_absent(pre),
+              "pre_tokenizer null is not supported (a byte-level BPE "
+              "tokenizer needs a ByteLevel pre-tokenizer)");
+    TOK_CHECK(byte_level, "pre_tokenizer without ByteLevel is not supported (only byte-level BPE)");
+  }
   tok->pre_tokenizer = PreTokenizer(std::move(stages));
 
   const json* dec = field(root, "decoder");
-  TOK_CHECK(!is_null_or_absent(dec), "decoder null is not supported (only ByteLevel)");
-  const std::string dec_type = get_type(*dec, "decoder", source);
-  TOK_CHECK(dec_type == "ByteLevel",
-            "decoder.type \"" << dec_type << "\" is not supported (only ByteLevel)");
+  if (wordpiece) {
+    tok->decoder = TokenizerImpl::Decoder::kWordPiece;
+    if (!is_null_or_absent(dec)) {
+      const std::string dec_type = get_type(*dec, "decoder", source);
+      TOK_CHECK(dec_type == "WordPiece",
+                "decoder.type \"" << dec_type << "\" is not supported with WordPiece (only WordPiece)");
+      if (const json* p = field(*dec, "prefix"); !is_null_or_absent(p)) {
+        TOK_CHECK(p->is_string(), "decoder.prefix must be a string");
+        tok->decoder_prefix = p->get<std::string>();
+      }
+      tok->decoder_cleanup = get_bool(*dec, "cleanup", true, "decoder", source);
+    }
+  } else {
+    TOK_CHECK(!is_null_or_absent(dec), "decoder null is not supported (only ByteLevel)");
+    const std::string dec_type = get_type(*dec, "decoder", source);
+    TOK_CHECK(dec_type == "ByteLevel",
+              "decoder.type \"" << dec_type << "\" is not supported (only ByteLevel)");
+  }
 
   tok->added = read_added_tokens(field(root, "added_tokens"), source);
   tok->index_added_tokens();

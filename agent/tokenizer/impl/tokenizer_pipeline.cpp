@@ -60,12 +60,24 @@ const icu::Normalizer2* icu_normalizer(NormalForm form) {
 
 }  // namespace
 
-Normalizer::Normalizer(std::vector<NormalForm> forms) : forms_(std::move(forms)) {
-  for (NormalForm f : forms_) icu_normalizer(f);  // fail early if ICU lacks its data
+Normalizer::Normalizer(std::vector<NormalForm> forms) {
+  for (NormalForm f : forms) {
+    icu_normalizer(f);  // fail early if ICU lacks its data
+    NormalizerStage st;
+    st.form = f;
+    stages_.push_back(st);
+  }
 }
 
-std::string Normalizer::apply(std::string_view text) const {
-  if (forms_.empty()) return std::string(text);
+Normalizer::Normalizer(std::vector<NormalizerStage> stages) : stages_(std::move(stages)) {
+  for (const NormalizerStage& st : stages_) {
+    if (st.kind == NormalizerStage::Kind::kForm) icu_normalizer(st.form);
+  }
+}
+
+namespace {
+
+std::string apply_form(std::string_view text, NormalForm form) {
   std::string out;
   out.reserve(text.size());
   for_each_utf8_run(text, [&](size_t b, size_t e, bool valid) {
@@ -83,19 +95,42 @@ std::string Normalizer::apply(std::string_view text) const {
     }
     icu::UnicodeString u = icu::UnicodeString::fromUTF8(
         icu::StringPiece(run.data(), static_cast<int32_t>(run.size())));
-    for (NormalForm f : forms_) {
-      UErrorCode status = U_ZERO_ERROR;
-      u = icu_normalizer(f)->normalize(u, status);
-      STRATA_CHECK(U_SUCCESS(status), "Unicode normalization failed: " << u_errorName(status));
-    }
+    UErrorCode status = U_ZERO_ERROR;
+    u = icu_normalizer(form)->normalize(u, status);
+    STRATA_CHECK(U_SUCCESS(status), "Unicode normalization failed: " << u_errorName(status));
     u.toUTF8String(out);
   });
   return out;
 }
 
+}  // namespace
+
+std::string Normalizer::apply(std::string_view text) const {
+  std::string cur(text);
+  for (const NormalizerStage& st : stages_) {
+    switch (st.kind) {
+      case NormalizerStage::Kind::kForm:
+        cur = apply_form(cur, st.form);
+        break;
+      case NormalizerStage::Kind::kBert:
+        cur = bert_normalize(cur, st.bert);
+        break;
+      case NormalizerStage::Kind::kLowercase:
+        cur = lowercase_normalize(cur);
+        break;
+      case NormalizerStage::Kind::kStripAccents:
+        cur = strip_accents_normalize(cur);
+        break;
+    }
+  }
+  return cur;
+}
+
 PreTokenizer::PreTokenizer(std::vector<PreTokenizerStage> stages) : stages_(std::move(stages)) {
-  STRATA_ASSERT(!stages_.empty() && stages_.back().kind == PreTokenizerStage::Kind::kByteLevel,
-                "a pre-tokenizer must end in ByteLevel");
+  for (size_t i = 0; i + 1 < stages_.size(); ++i) {
+    STRATA_ASSERT(stages_[i].kind != PreTokenizerStage::Kind::kByteLevel,
+                  "ByteLevel must be the last pre-tokenizer stage");
+  }
 }
 
 void PreTokenizer::run(std::string_view text, std::vector<std::string>& out) const {
@@ -108,8 +143,27 @@ void PreTokenizer::run(std::string_view text, std::vector<std::string>& out) con
     pieces.push_back(Piece{std::string(text.substr(b, e - b)), valid});
   });
   std::vector<std::pair<size_t, size_t>> matches;
+  std::vector<std::string> words;
   for (const PreTokenizerStage& stage : stages_) {
     next.clear();
+    if (stage.kind == PreTokenizerStage::Kind::kBert ||
+        stage.kind == PreTokenizerStage::Kind::kWhitespaceSplit) {
+      for (Piece& p : pieces) {
+        if (!p.valid) {
+          next.push_back(std::move(p));
+          continue;
+        }
+        words.clear();
+        if (stage.kind == PreTokenizerStage::Kind::kBert) {
+          bert_pre_tokenize(p.text, words);
+        } else {
+          whitespace_split(p.text, words);
+        }
+        for (std::string& w : words) next.push_back(Piece{std::move(w), true});
+      }
+      pieces.swap(next);
+      continue;
+    }
     for (Piece& p : pieces) {
       if (stage.kind == PreTokenizerStage::Kind::kByteLevel && stage.add_prefix_space &&
           (p.text.empty() || p.text[0] != ' ')) {
@@ -131,6 +185,12 @@ void PreTokenizer::run(std::string_view text, std::vector<std::string>& out) con
       if (done < p.text.size()) next.push_back(Piece{p.text.substr(done), true});
     }
     pieces.swap(next);
+  }
+  if (stages_.empty() || stages_.back().kind != PreTokenizerStage::Kind::kByteLevel) {
+    for (Piece& p : pieces) {
+      if (!p.text.empty()) out.push_back(std::move(p.text));
+    }
+    return;
   }
   const ByteLevelAlphabet& alphabet = ByteLevelAlphabet::get();
   for (const Piece& p : pieces) {

@@ -1,5 +1,6 @@
-// The text stages of a tokenizer.json between the added-token split and the BPE model:
-// the Unicode normalizer and the pre-tokenizer (regex splits, then the byte-level mapping).
+// The text stages of a tokenizer.json between the added-token split and the model: the
+// normalizer (Unicode normal forms, BERT's) and the pre-tokenizer (regex splits then the
+// byte-level mapping for BPE; BERT's whitespace/punctuation split for WordPiece).
 #pragma once
 
 #include <memory>
@@ -7,29 +8,39 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/tokenizer/impl/tokenizer_bert.h"
 #include "agent/tokenizer/impl/tokenizer_regex.h"
 
 namespace strata::agent::impl {
 
 enum class NormalForm { kNFC, kNFD, kNFKC, kNFKD };
 
-// Applies Unicode normal forms in order (ICU). Invalid UTF-8 bytes are kept as they are and
-// the valid runs between them are normalized.
+// One normalizer of a Sequence.
+struct NormalizerStage {
+  enum class Kind { kForm, kBert, kLowercase, kStripAccents } kind = Kind::kForm;
+  NormalForm form = NormalForm::kNFC;  // kForm
+  BertNormalizerOptions bert;          // kBert
+};
+
+// Applies its stages in order. Normal forms (ICU) keep invalid UTF-8 bytes as they are and
+// normalize the valid runs between them; the BERT stages turn invalid bytes into U+FFFD (see
+// tokenizer_bert.h).
 class Normalizer {
  public:
   explicit Normalizer(std::vector<NormalForm> forms = {});
-  bool empty() const { return forms_.empty(); }
+  explicit Normalizer(std::vector<NormalizerStage> stages);
+  bool empty() const { return stages_.empty(); }
   std::string apply(std::string_view text) const;
 
  private:
-  std::vector<NormalForm> forms_;
+  std::vector<NormalizerStage> stages_;
 };
 
 enum class SplitBehavior { kIsolated, kRemoved };
 
 // One stage of a pre-tokenizer Sequence.
 struct PreTokenizerStage {
-  enum class Kind { kSplit, kByteLevel } kind = Kind::kSplit;
+  enum class Kind { kSplit, kByteLevel, kBert, kWhitespaceSplit } kind = Kind::kSplit;
   std::shared_ptr<const Regex> regex;  // Split, or ByteLevel with use_regex
   SplitBehavior behavior = SplitBehavior::kIsolated;
   bool add_prefix_space = false;  // ByteLevel: prepend ' ' to a piece not starting with one
@@ -38,11 +49,11 @@ struct PreTokenizerStage {
 class PreTokenizer {
  public:
   PreTokenizer() = default;
-  // The last stage must be ByteLevel and no other stage may be (checked by the JSON reader).
+  // ByteLevel may only be the last stage (checked by the JSON reader).
   explicit PreTokenizer(std::vector<PreTokenizerStage> stages);
 
-  // Splits `text` into words and appends each in byte-level form to `out`. Invalid UTF-8 bytes
-  // never reach a regex: each run of them is a word of its own.
+  // Splits `text` into words and appends each to `out`, in byte-level form when the last stage
+  // is ByteLevel. Invalid UTF-8 bytes never reach a regex: each run of them is a word of its own.
   void run(std::string_view text, std::vector<std::string>& out) const;
 
  private:

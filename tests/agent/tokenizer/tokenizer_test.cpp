@@ -275,8 +275,8 @@ TEST(TokenizerErrors, UnsupportedOrMalformedFilesNameTheProblem) {
   EXPECT_NE(load_error(j).find("decoder.type \"WordPiece\" is not supported"), std::string::npos);
 
   j = tiny_json();
-  j["normalizer"] = {{"type", "Lowercase"}};
-  EXPECT_NE(load_error(j).find("normalizer.type \"Lowercase\" is not supported"),
+  j["normalizer"] = {{"type", "Precompiled"}};
+  EXPECT_NE(load_error(j).find("normalizer.type \"Precompiled\" is not supported"),
             std::string::npos);
 
   j = tiny_json();
