@@ -1,3 +1,5 @@
+// Over 450 lines on purpose: the worker loop owns the curl multi handle, the retries and the
+// routing and failover over the daemon list; split apart, the pieces would share all of Impl.
 #include "retrieval/client.h"
 
 #include <curl/curl.h>
@@ -15,6 +17,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "retrieval/client_urls.h"
 
 namespace strata::retrieval {
 
@@ -22,6 +25,11 @@ using Clock = std::chrono::steady_clock;
 
 void validate(const ClientOptions& o) {
   STRATA_CHECK(!o.url.empty(), "client url is empty");
+  try {
+    (void)split_urls(o.url);
+  } catch (const Error& e) {
+    STRATA_FAIL("client url: " << e.what());
+  }
   STRATA_CHECK(o.timeout_ms >= 1, "timeout_ms must be >= 1, got " << o.timeout_ms);
   STRATA_CHECK(o.connect_timeout_ms >= 1,
                "connect_timeout_ms must be >= 1, got " << o.connect_timeout_ms);
@@ -36,6 +44,9 @@ void validate(const ClientOptions& o) {
   STRATA_CHECK(o.max_in_flight >= 1, "max_in_flight must be >= 1, got " << o.max_in_flight);
   STRATA_CHECK(o.max_connections >= 0,
                "max_connections must be >= 0, got " << o.max_connections);
+  STRATA_CHECK(o.down_backoff_ms >= 1, "down_backoff_ms must be >= 1, got " << o.down_backoff_ms);
+  STRATA_CHECK(o.down_backoff_max_ms >= o.down_backoff_ms,
+               "down_backoff_max_ms must be >= down_backoff_ms, got " << o.down_backoff_max_ms);
 }
 
 namespace {
@@ -70,6 +81,8 @@ struct Job {
   Clock::time_point submitted;
   Clock::time_point next_attempt;
   int attempts = 0;
+  int daemon = -1;     // where the current (or last) attempt went
+  bool probe = false;  // that attempt went to a daemon marked down
   long last_status = 0;
   std::string last_error;
   std::string response;
@@ -84,6 +97,15 @@ size_t on_data(char* ptr, size_t size, size_t nmemb, void* user) {
 
 }  // namespace
 
+// A daemon of the list. Its counters are read by daemon_stats() (under Impl::mu); the routing
+// fields are the worker's alone.
+struct Daemon {
+  DaemonStats stats;
+  Clock::time_point retry_at;  // down: when a probe may go
+  int down_ms = 0;             // down: the current wait; doubles per failed probe
+  bool probing = false;        // down: one request is probing it now
+};
+
 struct RetrievalClient::Impl {
   explicit Impl(ClientOptions o) : opts(std::move(o)), rng(opts.seed) {}
 
@@ -93,6 +115,9 @@ struct RetrievalClient::Impl {
   void complete(std::unique_ptr<Job> job, RetrieveResult result);
   void fail(std::unique_ptr<Job> job, const std::string& why);
   int backoff_ms(int attempts_made);
+  int pick_daemon(int avoid);           // worker thread: where the next attempt goes
+  bool available(const Daemon& d, Clock::time_point now) const;
+  void mark_down(int d, bool probe, const std::string& why);
 
   ClientOptions opts;
   CURLM* multi = nullptr;
@@ -114,18 +139,26 @@ struct RetrievalClient::Impl {
   std::unordered_map<CURL*, std::unique_ptr<Job>> active;
   std::vector<CURL*> idle_handles;
   Rng rng;
+  std::vector<Daemon> daemons;  // fixed after construction; stats guarded by mu
+  size_t turn = 0;              // round-robin cursor among daemons with equal load
 };
 
 RetrievalClient::RetrievalClient(ClientOptions opts) : impl_(std::make_unique<Impl>(std::move(opts))) {
   validate(impl_->opts);
   global_init();
   auto& s = *impl_;
+  for (auto& u : split_urls(s.opts.url)) {
+    s.daemons.emplace_back();
+    s.daemons.back().stats.url = std::move(u);
+  }
   s.multi = curl_multi_init();
   STRATA_CHECK(s.multi != nullptr, "curl_multi_init failed");
+  // max_connections (or max_in_flight) per daemon.
   const long conns = s.opts.max_connections > 0 ? s.opts.max_connections : s.opts.max_in_flight;
+  const long total = conns * static_cast<long>(s.daemons.size());
   curl_multi_setopt(s.multi, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
-  curl_multi_setopt(s.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
-  curl_multi_setopt(s.multi, CURLMOPT_MAXCONNECTS, conns);
+  curl_multi_setopt(s.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, total);
+  curl_multi_setopt(s.multi, CURLMOPT_MAXCONNECTS, total);
   s.headers = curl_slist_append(s.headers, "Content-Type: application/json");
   s.headers = curl_slist_append(s.headers, "Accept: application/json");
   s.headers = curl_slist_append(s.headers, "Expect:");  // no 100-continue round trip
@@ -157,6 +190,13 @@ int RetrievalClient::in_flight() const {
 int64_t RetrievalClient::completed() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->completed;
+}
+
+std::vector<DaemonStats> RetrievalClient::daemon_stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<DaemonStats> out;
+  for (const auto& d : impl_->daemons) out.push_back(d.stats);
+  return out;
 }
 
 int RetrievalClient::peak_in_flight() const {
@@ -211,6 +251,52 @@ int RetrievalClient::Impl::backoff_ms(int attempts_made) {
   return static_cast<int>(std::lround(base * scale));
 }
 
+bool RetrievalClient::Impl::available(const Daemon& d, Clock::time_point now) const {
+  return !d.stats.down || (!d.probing && d.retry_at <= now);
+}
+
+// The available daemon (up, or down and due for its probe) with the fewest attempts outstanding,
+// ties in turn, other than `avoid` (where the last attempt failed) when another is available;
+// when none is available, the down daemon due soonest.
+int RetrievalClient::Impl::pick_daemon(int avoid) {
+  const size_t n = daemons.size();
+  if (n == 1) return 0;
+  const auto now = Clock::now();
+  int best = -1;
+  for (int pass = 0; pass < 2 && best < 0; ++pass) {
+    for (size_t k = 0; k < n; ++k) {
+      const int i = static_cast<int>((turn + k) % n);
+      if ((pass == 0 && i == avoid) || !available(daemons[i], now)) continue;
+      if (best < 0 || daemons[i].stats.outstanding < daemons[best].stats.outstanding) best = i;
+    }
+  }
+  if (best < 0) {
+    best = 0;
+    for (size_t i = 1; i < n; ++i)
+      if (daemons[i].retry_at < daemons[best].retry_at) best = static_cast<int>(i);
+  }
+  turn = (static_cast<size_t>(best) + 1) % n;
+  return best;
+}
+
+void RetrievalClient::Impl::mark_down(int d, bool probe, const std::string& why) {
+  Daemon& dm = daemons[d];
+  if (dm.stats.down && !probe) return;  // an attempt sent before it was marked down
+  dm.probing = false;
+  dm.down_ms = dm.stats.down ? std::min(opts.down_backoff_max_ms, dm.down_ms * 2) : opts.down_backoff_ms;
+  dm.retry_at = Clock::now() + std::chrono::milliseconds(dm.down_ms);
+  if (dm.stats.down) return;  // a failed probe: down for longer
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    dm.stats.down = true;
+    ++dm.stats.marked_down;
+  }
+  if (daemons.size() > 1)
+    STRATA_LOG_WARN("retrieval daemon {} stopped answering ({}); its queries go to the other daemons, and it is "
+                    "tried again in {} ms",
+                    dm.stats.url, why, dm.down_ms);
+}
+
 void RetrievalClient::Impl::start_attempt(std::unique_ptr<Job> job) {
   CURL* e = nullptr;
   if (!idle_handles.empty()) {
@@ -223,7 +309,16 @@ void RetrievalClient::Impl::start_attempt(std::unique_ptr<Job> job) {
   ++job->attempts;
   job->response.clear();
   job->errbuf[0] = 0;
-  curl_easy_setopt(e, CURLOPT_URL, opts.url.c_str());
+  job->daemon = pick_daemon(job->daemon);
+  Daemon& dm = daemons[job->daemon];
+  job->probe = dm.stats.down;
+  if (job->probe) dm.probing = true;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ++dm.stats.attempts;
+    ++dm.stats.outstanding;
+  }
+  curl_easy_setopt(e, CURLOPT_URL, dm.stats.url.c_str());
   curl_easy_setopt(e, CURLOPT_POST, 1L);
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, job->body.data());
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(job->body.size()));
@@ -240,6 +335,12 @@ void RetrievalClient::Impl::start_attempt(std::unique_ptr<Job> job) {
   const CURLMcode mc = curl_multi_add_handle(multi, e);
   if (mc != CURLM_OK) {
     idle_handles.push_back(e);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      --dm.stats.outstanding;
+      ++dm.stats.failed;
+    }
+    dm.probing = false;
     return fail(std::move(job), std::string("curl_multi_add_handle: ") + curl_multi_strerror(mc));
   }
   active.emplace(e, std::move(job));
@@ -260,20 +361,21 @@ void RetrievalClient::Impl::finish_attempt(CURL* easy, CURLcode rc) {
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   job->last_status = status;
+  Daemon& dm = daemons[job->daemon];
+  const bool several = daemons.size() > 1;
   bool retryable = false;
+  bool answered = false;
+  RetrieveResult result;
   if (rc != CURLE_OK) {
     job->last_error = curl_easy_strerror(rc);
     if (job->errbuf[0] != 0) job->last_error += std::string(" (") + job->errbuf + ")";
     retryable = !permanent(rc);
+    if (retryable) mark_down(job->daemon, job->probe, job->last_error);
   } else if (status >= 200 && status < 300) {
-    RetrieveResult result;
     std::string why;
-    if (parse_retrieve_response(job->response, static_cast<long>(job->req.queries.size()),
-                                result.results, why)) {
-      result.ok = true;
-      return complete(std::move(job), std::move(result));
-    }
-    job->last_error = "bad response from " + opts.url + ": " + why;
+    answered = parse_retrieve_response(job->response, static_cast<long>(job->req.queries.size()),
+                                       result.results, why);
+    if (!answered) job->last_error = "bad response from " + dm.stats.url + ": " + why;
   } else if (status >= 500 || status == 408 || status == 429) {
     // Server trouble, a request the server timed out (408) or asked to slow down (429).
     job->last_error = "HTTP " + std::to_string(status) + ": " + error_message_from_body(job->response);
@@ -281,7 +383,40 @@ void RetrievalClient::Impl::finish_attempt(CURL* easy, CURLcode rc) {
   } else {
     job->last_error = "HTTP " + std::to_string(status) + ": " + error_message_from_body(job->response);
   }
+  // A probe answered: the daemon is back. (An attempt sent before it was marked down proves
+  // nothing about now.)
+  if (rc == CURLE_OK && dm.stats.down && job->probe) {
+    dm.probing = false;
+    dm.down_ms = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      dm.stats.down = false;
+    }
+    if (several) STRATA_LOG_INFO("retrieval daemon {} answers again", dm.stats.url);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    --dm.stats.outstanding;
+    ++(answered ? dm.stats.answered : dm.stats.failed);
+  }
+  if (answered) {
+    result.ok = true;
+    return complete(std::move(job), std::move(result));
+  }
+  if (several && rc != CURLE_OK) job->last_error = dm.stats.url + ": " + job->last_error;
   if (retryable && job->attempts < opts.max_attempts) {
+    // Another daemon that can take the retry: fail over at once, the backoff is for the same one.
+    const auto now = Clock::now();
+    bool other = false;
+    for (size_t i = 0; i < daemons.size(); ++i)
+      other = other || (static_cast<int>(i) != job->daemon && available(daemons[i], now));
+    if (other) {
+      STRATA_LOG_DEBUG("retrieval attempt {} failed ({}); retrying on another daemon", job->attempts,
+                       job->last_error);
+      job->next_attempt = now;
+      waiting.push_back(std::move(job));
+      return;
+    }
     int wait = backoff_ms(job->attempts);
     // An overloaded server's Retry-After (503, 429) lengthens the wait, up to backoff_max_ms.
     curl_off_t retry_after_s = 0;

@@ -5,7 +5,9 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "retrieval/client.h"
+#include "retrieval/client_urls.h"
 
 namespace strata::retrieval {
 
@@ -39,9 +41,7 @@ long http_status(const std::string& url, const std::string* post_json, int timeo
   return status;
 }
 
-}  // namespace
-
-HealthResult check_health(const std::string& retrieve_url, int timeout_ms) {
+HealthResult check_one(const std::string& retrieve_url, int timeout_ms) {
   HealthResult h;
   h.retrieve_url = retrieve_url;
   const size_t scheme = retrieve_url.find("://");
@@ -63,7 +63,47 @@ HealthResult check_health(const std::string& retrieve_url, int timeout_ms) {
   return h;
 }
 
+// What failed, for a list of daemons: "URL: why".
+std::string problem(const HealthResult& h) {
+  switch (h.status) {
+    case HealthResult::Status::kOk: return h.retrieve_url + ": works";
+    case HealthResult::Status::kUnreachable: return h.retrieve_url + ": does not answer (" + h.error + ")";
+    case HealthResult::Status::kNotWorking: break;
+  }
+  return h.retrieve_url + ": GET /health answered HTTP " + std::to_string(h.health_status) + " and POST /retrieve " +
+         (h.retrieve_status == 0 ? h.error : "HTTP " + std::to_string(h.retrieve_status));
+}
+
+}  // namespace
+
+HealthResult check_health(const std::string& retrieve_url, int timeout_ms) {
+  if (retrieve_url.find(',') == std::string::npos) return check_one(retrieve_url, timeout_ms);
+  const auto urls = split_urls(retrieve_url);
+  std::vector<HealthResult> all;
+  for (const auto& u : urls) all.push_back(check_one(u, timeout_ms));
+  const auto good = std::find_if(all.begin(), all.end(), [](const HealthResult& h) { return h.ok(); });
+  HealthResult out = good != all.end() ? *good : all.front();
+  out.daemons = static_cast<int>(all.size());
+  for (const auto& h : all)
+    if (!h.ok()) out.not_working.push_back(problem(h));
+  return out;
+}
+
 void require_healthy(const HealthResult& h, const std::string& key) {
+  if (h.daemons > 1) {
+    std::string list;
+    for (const auto& p : h.not_working) list += (list.empty() ? "" : "; ") + p;
+    if (h.ok()) {
+      if (!h.not_working.empty())
+        STRATA_LOG_WARN("{}: {} of {} retrieval daemons do not work; the client sends their share to the "
+                        "others and tries them again later: {}",
+                        key, h.not_working.size(), h.daemons, list);
+      return;
+    }
+    throw UnreachableError(key + ": none of the " + std::to_string(h.daemons) + " retrieval daemons works: " + list +
+                           ". Start them first (one per node: build/bin/retrieval_server --index INDEX --port "
+                           "PORT), or set " + key + " to the /retrieve URLs of running ones");
+  }
   switch (h.status) {
     case HealthResult::Status::kOk: return;
     case HealthResult::Status::kUnreachable:

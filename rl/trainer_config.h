@@ -40,6 +40,7 @@
 #include <string>
 
 #include "core/config.h"
+#include "retrieval/client_urls.h"
 #include "rl/advantage.h"
 #include "rl/loss.h"
 #include "rl/ppo_update.h"
@@ -103,7 +104,7 @@ struct RetrievalBudget {
 struct TrainerConfig {
   std::string model;            // Hugging Face model directory (config.json, weights, tokenizer.json)
   std::string train_data;       // QA file (any format data/qa.h reads)
-  std::string retriever = "http://127.0.0.1:8000/retrieve";  // Search-R1 /retrieve endpoint
+  retrieval::RetrieverUrls retriever = "http://127.0.0.1:8000/retrieve";  // /retrieve URL, or a list
   std::string out_dir = "runs/grpo";  // logs, rollouts and the final model
   int steps = 10;               // RL steps
   int prompts_per_step = 8;     // B prompts per step (each sampled rollout.samples_per_prompt times)
@@ -136,7 +137,7 @@ struct TrainerConfig {
   void visit(V& v) {
     v("model", model, "Hugging Face model directory");
     v("train_data", train_data, "training questions");
-    v("retriever", retriever, "retrieval endpoint");
+    v("retriever", retriever, "retrieval endpoint: a /retrieve URL, or a list of them (one daemon each)");
     v("out_dir", out_dir, "output directory");
     v("steps", steps, "RL steps");
     v("prompts_per_step", prompts_per_step,

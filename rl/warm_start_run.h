@@ -11,6 +11,7 @@
 
 #include "agent/tokenizer/tokenizer.h"
 #include "core/config.h"
+#include "retrieval/client_urls.h"
 #include "env/search_env.h"
 #include "rl/sft.h"
 #include "rl/warm_start.h"
@@ -31,7 +32,7 @@ struct WarmStartConfig {
   std::string trajectories;          // JSONL trajectories (source = jsonl)
   std::string corpus;                // passages (source = corpus: language modelling on them)
   int chunk_tokens = 128;            // source = corpus: passages are cut into pieces this long
-  std::string retriever = "http://127.0.0.1:8000/retrieve";
+  retrieval::RetrieverUrls retriever = "http://127.0.0.1:8000/retrieve";  // a URL or a list
   int max_examples = 0;              // use at most this many questions or trajectories (0 = all)
   int first_turn_examples = 0;       // extra short examples: questions cut after their first turn
   int threads = 0;                   // torch intra-op threads (0 = LibTorch's default)
@@ -50,7 +51,7 @@ struct WarmStartConfig {
     v("trajectories", trajectories, "JSONL trajectories (source = jsonl)");
     v("corpus", corpus, "corpus.jsonl for source = corpus (next-token loss on every passage token)");
     v("chunk_tokens", chunk_tokens, "source = corpus: tokens per training piece");
-    v("retriever", retriever, "retrieval endpoint (source = world)");
+    v("retriever", retriever, "retrieval endpoint, a URL or a list of them (source = world)");
     v("max_examples", max_examples, "use at most this many questions/trajectories (0 = all)");
     v("first_turn_examples", first_turn_examples,
       "extra examples made of a question and its first turn only (cheap practice at copying the "
