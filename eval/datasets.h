@@ -15,6 +15,7 @@ struct Dataset {
   std::string path;                           // as given
   std::vector<data::QaRecord> records;        // in file order (the first `limit` when limited)
   std::vector<std::string> ids_beyond_limit;  // ids of the records --limit left out
+  std::vector<std::string> ids_other_shards;  // ids of the records other shards take (--shard)
 };
 
 // "hotpotqa_500" for "dir/hotpotqa_500.jsonl".

@@ -34,6 +34,7 @@ ScoredPredictions score_predictions_file(const std::string& path,
   std::unordered_map<std::string, std::vector<std::pair<size_t, size_t>>> where_is;
   std::map<std::string, size_t> dataset_index;
   std::unordered_map<std::string, std::vector<size_t>> beyond;  // id -> datasets that cut it
+  std::unordered_map<std::string, std::vector<size_t>> other;   // id -> datasets another shard has
   std::string names;
   for (size_t d = 0; d < datasets.size(); ++d) {
     dataset_index[datasets[d].name] = d;
@@ -41,12 +42,8 @@ ScoredPredictions score_predictions_file(const std::string& path,
     for (size_t r = 0; r < datasets[d].records.size(); ++r)
       where_is[datasets[d].records[r].id].push_back({d, r});
     for (const auto& id : datasets[d].ids_beyond_limit) beyond[id].push_back(d);
+    for (const auto& id : datasets[d].ids_other_shards) other[id].push_back(d);
   }
-  auto cut_by_limit = [&](const std::string& id, std::optional<size_t> d) {
-    auto it = beyond.find(id);
-    if (it == beyond.end()) return false;
-    return !d || std::find(it->second.begin(), it->second.end(), *d) != it->second.end();
-  };
 
   // (dataset, record) -> the prediction read for it and its line.
   std::vector<std::vector<std::optional<Prediction>>> got(datasets.size());
@@ -57,6 +54,17 @@ ScoredPredictions score_predictions_file(const std::string& path,
   }
 
   ScoredPredictions out;
+  auto listed = [&](const auto& cut, const std::string& id, std::optional<size_t> d) {
+    auto it = cut.find(id);
+    if (it == cut.end()) return false;
+    return !d || std::find(it->second.begin(), it->second.end(), *d) != it->second.end();
+  };
+  // A line for a question this run leaves out: counted and skipped.
+  auto left_out = [&](const std::string& id, std::optional<size_t> d) {
+    size_t* count = listed(beyond, id, d) ? &out.beyond_limit : listed(other, id, d) ? &out.other_shards : nullptr;
+    if (count != nullptr) ++*count;
+    return count != nullptr;
+  };
   std::string text;
   size_t line = 0;
   while (std::getline(in, text)) {
@@ -96,16 +104,10 @@ ScoredPredictions score_predictions_file(const std::string& path,
             r = hr;
             found = true;
           }
-      if (!found && cut_by_limit(id, d)) {
-        ++out.beyond_limit;
-        continue;
-      }
+      if (!found && left_out(id, d)) continue;
       STRATA_CHECK(found, where << ": id \"" << id << "\" is not in " << datasets[d].path);
     } else {
-      if (hits == where_is.end() && cut_by_limit(id, std::nullopt)) {
-        ++out.beyond_limit;
-        continue;
-      }
+      if (hits == where_is.end() && left_out(id, std::nullopt)) continue;
       STRATA_CHECK(hits != where_is.end(),
                    where << ": id \"" << id << "\" is not in any --data file (" << names << ")");
       if (hits->second.size() > 1) {

@@ -8,7 +8,8 @@
 //   "searches"    number of searches (optional, integer; 0 when absent)
 //   "queries"     the search queries (optional, list of strings)
 // Any other field is ignored, so evaluate's own predictions.jsonl can be scored again. Lines for
-// questions that --limit left out of a data file are skipped (and counted).
+// questions that --limit left out of a data file, or that other shards take (--shard), are
+// skipped (and counted).
 // A malformed line, an id (or dataset) that is not in the data, an ambiguous id or a second line
 // for the same question throws strata::Error naming file:line. Gold questions without a line are
 // scored as the empty answer and marked `missing`.
@@ -32,6 +33,7 @@ struct ScoredPredictions {
   std::vector<std::string> missing;     // "dataset/id" of the questions without a line
   size_t lines = 0;                     // prediction lines scored
   size_t beyond_limit = 0;              // lines for questions --limit left out (skipped)
+  size_t other_shards = 0;              // lines for questions of other shards (skipped)
 };
 
 ScoredPredictions score_predictions_file(const std::string& path,

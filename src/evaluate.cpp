@@ -3,6 +3,8 @@
 //   evaluate --model DIR --data FILE [--data FILE...] --retriever URL --out DIR     local policy
 //   evaluate --endpoint URL --endpoint-model NAME --data FILE... --retriever URL --out DIR
 //   evaluate --predictions FILE --data FILE... --out DIR                           scoring only
+// Any mode takes --shard I/N (under torchrun: RANK/WORLD_SIZE) and writes OUT/shard-I-of-N/;
+//   evaluate --merge OUT                                                            joins shards
 // Writes OUT/predictions.jsonl (scoring mode: OUT/scored.jsonl), OUT/summary.json, OUT/summary.md
 // and OUT/run.json, and prints the summary table. Manual: docs/EVALUATE.md.
 #include "rl/evaluate.h"
@@ -28,6 +30,7 @@
 #include "eval/metrics.h"
 #include "eval/predictions_file.h"
 #include "eval/report.h"
+#include "eval/shard.h"
 #include "retrieval/client.h"
 #include "rl/rollout.h"
 
@@ -41,6 +44,13 @@ const char* kFooter = R"(Modes (give exactly one of --model, --endpoint, --predi
   endpoint        evaluate --endpoint http://127.0.0.1:8001 --endpoint-model NAME
                            --data test.jsonl --retriever URL --out DIR
   scoring only    evaluate --predictions preds.jsonl --data test.jsonl --out DIR
+  merge shards    evaluate --merge DIR [DIR...] [--out DIR]
+
+Sharding: --shard I/N (any mode) takes question k of each data file (after --limit) when
+k mod N = I and writes to OUT/shard-I-of-N/; under torchrun (RANK, WORLD_SIZE set) each rank
+takes its shard without --shard. --merge then joins the N shard folders (or the OUT folder that
+holds them) into OUT: the predictions and summary of one unsharded run. --retriever takes a
+comma-separated list of daemons (one per node), spread over by one client.
 
 The agent modes run the Search-R1 protocol of training (env.* keys: prompt, turns, limits, topk)
 with one trajectory per question, greedy unless --temperature > 0. The rollout options come
@@ -69,6 +79,8 @@ struct Args {
   std::string format = "auto";
   int64_t limit = 0;
   std::string retriever = "http://127.0.0.1:8000/retrieve";
+  std::string shard;               // "I/N"; empty: RANK/WORLD_SIZE, or the whole data
+  std::vector<std::string> merge;  // shard folders to join
   // Flags that override the rollout config when given.
   double temperature = 0, top_p = 1;
   uint64_t seed = 1;
@@ -156,7 +168,32 @@ void report_failures(const std::vector<eval::Prediction>& preds) {
                  failed, first.c_str());
 }
 
+// --merge: the shards' predictions, summary and run.json joined into one run's.
+int run_merge(const Args& a) {
+  STRATA_CHECK(a.model.empty() && a.endpoint.empty() && a.predictions.empty() && a.data.empty(),
+               "--merge joins finished shards: give it without --model, --endpoint, --predictions and --data");
+  STRATA_CHECK(!a.out.empty() || a.merge.size() == 1,
+               "--merge with several folders needs --out DIR (one folder: the merged run is written into it)");
+  const std::string out = a.out.empty() ? a.merge.front() : a.out;
+  const auto merged = eval::merge_shards(a.merge);
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  STRATA_CHECK(!ec, "--out " << out << ": cannot create the folder: " << ec.message());
+  {
+    eval::PredictionWriter w(out + "/" + merged.predictions_file);
+    for (const auto& p : merged.predictions) w.write(p);
+  }
+  const auto summary = eval::summarize(merged.predictions, merged.dataset_order);
+  eval::write_summary(out, summary);
+  write_json(out + "/run.json", merged.run_info);
+  std::printf("%s", eval::summary_markdown(summary).c_str());
+  std::fprintf(stderr, "evaluate: merged %zu shard(s) into %s/{%s,summary.json,summary.md,run.json}\n",
+               merged.run_info["merged_from"].size(), out.c_str(), merged.predictions_file.c_str());
+  return 0;
+}
+
 int run(const CLI::App& app, const Args& a, const cli::ConfigOptions& cfg) {
+  if (!a.merge.empty()) return run_merge(a);
   const int modes = !a.model.empty() + !a.endpoint.empty() + !a.predictions.empty();
   STRATA_CHECK(modes == 1,
                "give exactly one of --model DIR, --endpoint URL or --predictions FILE "
@@ -196,27 +233,39 @@ int run(const CLI::App& app, const Args& a, const cli::ConfigOptions& cfg) {
     ep_opts.validate();
   }
 
-  // The device is checked with the other options, before any data or weights load.
-  const std::string device = agent_mode && !a.model.empty() ? agent::pick_device(a.device) : "cpu";
-  const auto datasets = eval::load_datasets(a.data, a.limit, data::parse_qa_format(a.format));
+  const eval::Shard shard = !a.shard.empty() ? eval::parse_shard(a.shard)
+                                             : eval::shard_from_env().value_or(eval::Shard{});
+  // The device is checked with the other options, before any data or weights load. Under
+  // torchrun, "cuda" means this rank's GPU (LOCAL_RANK).
+  std::string device = agent_mode && !a.model.empty() ? agent::pick_device(a.device) : "cpu";
+  if (device == "cuda" && a.shard.empty() && shard.sharded() && std::getenv("LOCAL_RANK") != nullptr)
+    device = agent::pick_device(std::string("cuda:") + std::getenv("LOCAL_RANK"));
+  auto datasets = eval::load_datasets(a.data, a.limit, data::parse_qa_format(a.format));
+  std::vector<size_t> totals;
+  for (const auto& d : datasets) totals.push_back(d.records.size());
+  eval::take_shard(datasets, shard);
+  const std::string out_dir = shard.sharded() ? a.out + "/" + shard.folder() : a.out;
   std::error_code ec;
-  fs::create_directories(a.out, ec);
-  STRATA_CHECK(!ec, "--out " << a.out << ": cannot create the folder: " << ec.message());
+  fs::create_directories(out_dir, ec);
+  STRATA_CHECK(!ec, "--out " << out_dir << ": cannot create the folder: " << ec.message());
   std::vector<std::string> names;
   nlohmann::json run_info;
   run_info["mode"] = !a.model.empty() ? "model" : !a.endpoint.empty() ? "endpoint" : "predictions";
   run_info["data"] = nlohmann::json::array();
-  for (const auto& d : datasets) {
+  for (size_t i = 0; i < datasets.size(); ++i) {
+    const auto& d = datasets[i];
     names.push_back(d.name);
     run_info["data"].push_back(
         {{"name", d.name}, {"path", d.path}, {"questions", d.records.size()}});
+    if (shard.sharded()) run_info["data"].back()["total_questions"] = totals[i];
   }
   run_info["limit"] = a.limit;
+  if (shard.sharded()) run_info["shard"] = {{"index", shard.index}, {"count", shard.count}};
 
   std::vector<eval::Prediction> preds;
   if (!agent_mode) {
     run_info["predictions"] = a.predictions;
-    const std::string out_path = a.out + "/scored.jsonl";
+    const std::string out_path = out_dir + "/scored.jsonl";
     STRATA_CHECK(!fs::exists(a.predictions) || !fs::exists(out_path) ||
                      !fs::equivalent(a.predictions, out_path),
                  "--predictions " << a.predictions << " is the file scoring would write ("
@@ -242,7 +291,7 @@ int run(const CLI::App& app, const Args& a, const cli::ConfigOptions& cfg) {
     run_info["retriever"] = a.retriever;
     run_info["rollout"] = config::to_json(ro);
     auto client = connect_retriever(a.retriever, ro.seed);
-    eval::PredictionWriter w(a.out + "/predictions.jsonl");
+    eval::PredictionWriter w(out_dir + "/predictions.jsonl");
     if (!a.model.empty()) {
       run_info["model"] = a.model;
       if (a.threads > 0) at::set_num_threads(a.threads);
@@ -283,10 +332,13 @@ int run(const CLI::App& app, const Args& a, const cli::ConfigOptions& cfg) {
   }
 
   const auto summary = eval::summarize(preds, names);
-  eval::write_summary(a.out, summary);
-  write_json(a.out + "/run.json", run_info);
+  eval::write_summary(out_dir, summary);
+  write_json(out_dir + "/run.json", run_info);
   std::printf("%s", eval::summary_markdown(summary).c_str());
-  std::fprintf(stderr, "evaluate: wrote %s/{%s,summary.json,summary.md,run.json}\n", a.out.c_str(),
+  if (shard.sharded())
+    std::fprintf(stderr, "evaluate: shard %d of %d; join the shards with: evaluate --merge %s\n", shard.index,
+                 shard.count, a.out.c_str());
+  std::fprintf(stderr, "evaluate: wrote %s/{%s,summary.json,summary.md,run.json}\n", out_dir.c_str(),
                agent_mode ? "predictions.jsonl" : "scored.jsonl");
   return 0;
 }
@@ -319,7 +371,14 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile)
       ->expected(1)
       ->take_all();
-  app.add_option("--out", a.out, "output folder (created)");
+  app.add_option("--out", a.out, "output folder (created); a shard writes OUT/shard-I-of-N/");
+  app.add_option("--shard", a.shard,
+                 "evaluate shard I of N (I/N, from 0): question k of each data file when k mod N = I "
+                 "(default under torchrun: RANK/WORLD_SIZE)");
+  app.add_option("--merge", a.merge,
+                 "join finished shards: their folders, or the --out folder holding shard-I-of-N folders")
+      ->expected(1)
+      ->take_all();
   app.add_option("--format", a.format,
                  "format of the data files: auto, flashrag, r1searcher, "
                  "nq_open or hotpotqa")
@@ -331,7 +390,8 @@ int main(int argc, char** argv) {
   auto* g_agent = app.add_option_group("agent", "agent modes (--model, --endpoint)");
   g_agent
       ->add_option("--retriever", a.retriever,
-                   "Search-R1 /retrieve endpoint of the retrieval daemon")
+                   "Search-R1 /retrieve endpoint of the retrieval daemon, or a comma-separated list "
+                   "of them (one daemon each; queries are spread over those that answer)")
       ->capture_default_str();
   g_agent->add_option("--temperature", a.temperature, "sampling temperature (default 0: greedy)")
       ->check(CLI::NonNegativeNumber);
