@@ -19,6 +19,13 @@ add_library(strata_stemmer INTERFACE)
 target_include_directories(strata_stemmer INTERFACE ${STEMMER_INCLUDE_DIR})
 target_link_libraries(strata_stemmer INTERFACE ${STEMMER_LIBRARY})
 
+# Dense retrieval (retrieval/dense): Debian's faiss 1.7.3, whose CMake file links OpenMP's target.
+# The fuzz build (clang, only the fuzzers) has no use for it.
+if(NOT STRATA_FUZZ)
+  find_package(OpenMP REQUIRED)
+  find_package(faiss CONFIG REQUIRED)
+endif()
+
 if(STRATA_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

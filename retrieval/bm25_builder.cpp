@@ -25,6 +25,7 @@
 #include "data/corpus.h"
 #include "retrieval/bm25_format.h"
 #include "retrieval/impl/codec.h"
+#include "retrieval/impl/file_writer.h"
 
 namespace strata::retrieval {
 
@@ -33,65 +34,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr size_t kBatchDocs = 2048;
-constexpr size_t kWriteBuffer = 1 << 20;
-
-// A FILE* with a large buffer and checked writes.
-class Writer {
- public:
-  explicit Writer(std::string path) : path_(std::move(path)) {
-    f_ = std::fopen(path_.c_str(), "wb");
-    STRATA_CHECK(f_ != nullptr, "cannot create index file " << path_);
-    buf_.reserve(kWriteBuffer);
-  }
-  ~Writer() {
-    if (f_ != nullptr) std::fclose(f_);
-  }
-  void write(const void* p, size_t n) {
-    if (buf_.size() + n > kWriteBuffer) flush_buffer();
-    if (n > kWriteBuffer) {
-      raw(p, n);
-    } else {
-      buf_.append(static_cast<const char*>(p), n);
-    }
-    size_ += n;
-  }
-  void write(std::string_view s) { write(s.data(), s.size()); }
-  template <class T>
-  void put(const T& v) {
-    write(&v, sizeof(T));
-  }
-  void pad_to(size_t align) {
-    static const char zeros[16] = {};
-    while (size_ % align != 0) write(zeros, 1);
-  }
-  uint64_t size() const { return size_; }
-  // CRC-32 (zlib's) of every byte written so far; final once close() has returned.
-  uint32_t crc() const { return crc_; }
-  const std::string& path() const { return path_; }
-  void close() {
-    flush_buffer();
-    const bool ok = std::fclose(f_) == 0;
-    f_ = nullptr;
-    STRATA_CHECK(ok, "cannot write index file " << path_ << " (disk full?)");
-  }
-
- private:
-  void flush_buffer() {
-    raw(buf_.data(), buf_.size());
-    buf_.clear();
-  }
-  void raw(const void* p, size_t n) {
-    if (n == 0) return;
-    STRATA_CHECK(std::fwrite(p, 1, n, f_) == n,
-                 "cannot write index file " << path_ << " (disk full?)");
-    crc_ = static_cast<uint32_t>(crc32_z(crc_, static_cast<const Bytef*>(p), n));
-  }
-  std::string path_;
-  FILE* f_ = nullptr;
-  std::string buf_;
-  uint64_t size_ = 0;
-  uint32_t crc_ = 0;
-};
 
 // Sequential reader of a sorted run, from memory or from a file.
 class RunReader {
@@ -211,7 +153,7 @@ struct Posting {
   uint32_t term, doc, tf;
 };
 
-void write_header(Writer& w, format::FileKind kind) { w.put(format::make_header(kind)); }
+void write_header(FileWriter& w, format::FileKind kind) { w.put(format::make_header(kind)); }
 
 }  // namespace
 
@@ -236,7 +178,7 @@ struct IndexBuilder::Impl {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 
   // Document store, written as documents arrive.
-  std::unique_ptr<Writer> docs;
+  std::unique_ptr<FileWriter> docs;
   std::vector<uint64_t> doc_offsets;
   // A 64-bit hash of each passage id, to refuse duplicate ids at finish() (8 bytes a passage
   // rather than the ids themselves; equal hashes are confirmed against the stored ids).
@@ -244,7 +186,7 @@ struct IndexBuilder::Impl {
   // Size and CRC-32 of each finished file, for the manifest (checked when the index is opened).
   nlohmann::json files = nlohmann::json::object();
 
-  void checksum(const Writer& w, const char* name) {
+  void checksum(const FileWriter& w, const char* name) {
     char hex[9];
     std::snprintf(hex, sizeof(hex), "%08x", w.crc());
     files[name] = {{"bytes", w.size()}, {"crc32", hex}};
@@ -316,7 +258,7 @@ struct IndexBuilder::Impl {
     fs::create_directories(dir, ec);
     STRATA_CHECK(fs::is_directory(dir), "cannot create index directory " << dir);
     fs::remove(fs::path(dir) / format::kManifest, ec);  // an interrupted build stays invalid
-    docs = std::make_unique<Writer>((fs::path(dir) / format::kDocs).string());
+    docs = std::make_unique<FileWriter>((fs::path(dir) / format::kDocs).string());
     write_header(*docs, format::FileKind::kDocs);
     num_workers = opt.threads > 0 ? opt.threads
                                   : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -457,7 +399,7 @@ struct IndexBuilder::Impl {
     const std::string path =
         (fs::path(dir) / ("run-" + std::to_string(run_paths.size()) + ".tmp")).string();
     run_paths.push_back(path);
-    Writer w(path);
+    FileWriter w(path);
     w.write(out);
     w.close();
     STRATA_LOG_DEBUG("spilled run {} ({} bytes)", path, out.size());
@@ -500,7 +442,7 @@ struct IndexBuilder::Impl {
   }
 
   // Writes one term's postings (documents ascending) as blocks; returns its max tf_part.
-  float write_term(Writer& w, const std::vector<uint32_t>& ds, const std::vector<uint32_t>& tfs,
+  float write_term(FileWriter& w, const std::vector<uint32_t>& ds, const std::vector<uint32_t>& tfs,
                    const std::vector<float>& norms, std::string& data,
                    std::vector<format::BlockHeader>& headers) {
     const size_t df = ds.size();
@@ -548,14 +490,14 @@ struct IndexBuilder::Impl {
     checksum(*docs, format::kDocs);
     check_unique_ids();
     {
-      Writer w((fs::path(dir) / format::kDocIndex).string());
+      FileWriter w((fs::path(dir) / format::kDocIndex).string());
       write_header(w, format::FileKind::kDocIndex);
       w.write(doc_offsets.data(), doc_offsets.size() * sizeof(uint64_t));
       w.close();
       checksum(w, format::kDocIndex);
     }
     {
-      Writer w((fs::path(dir) / format::kDocLens).string());
+      FileWriter w((fs::path(dir) / format::kDocLens).string());
       write_header(w, format::FileKind::kDocLens);
       w.write(doc_lens.data(), doc_lens.size() * sizeof(uint32_t));
       w.close();
@@ -574,7 +516,7 @@ struct IndexBuilder::Impl {
     for (size_t r = 0; r < runs.size(); ++r)
       next_term[r] = runs[r]->at_end() ? -1 : static_cast<int64_t>(runs[r]->varint());
     std::vector<format::TermRecord> records(nterms);
-    Writer post((fs::path(dir) / format::kPostings).string());
+    FileWriter post((fs::path(dir) / format::kPostings).string());
     write_header(post, format::FileKind::kPostings);
     std::vector<uint32_t> ds, tfs;
     std::string data;
@@ -619,8 +561,8 @@ struct IndexBuilder::Impl {
     std::sort(order.begin(), order.end(),
               [&](uint32_t a, uint32_t b) { return terms.term(a) < terms.term(b); });
     {
-      Writer strs((fs::path(dir) / format::kTermStrings).string());
-      Writer recs((fs::path(dir) / format::kTerms).string());
+      FileWriter strs((fs::path(dir) / format::kTermStrings).string());
+      FileWriter recs((fs::path(dir) / format::kTerms).string());
       write_header(strs, format::FileKind::kTermStrings);
       write_header(recs, format::FileKind::kTerms);
       for (uint32_t t : order) {
@@ -651,7 +593,7 @@ struct IndexBuilder::Impl {
     m["analyzer"] = {{"stemmer", opt.analyzer.stemmer}, {"stop_words", opt.analyzer.stop_words}};
     m["files"] = files;
     {
-      Writer w((fs::path(dir) / format::kManifest).string());
+      FileWriter w((fs::path(dir) / format::kManifest).string());
       w.write(m.dump(2) + "\n");
       w.close();
     }

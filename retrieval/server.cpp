@@ -304,7 +304,8 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       if (path == "/metrics") {
         if (req.method() != http::verb::get) return method_not_allowed("GET");
-        return send(http::status::ok, srv_.metrics.render(srv_.searcher.num_docs()),
+        return send(http::status::ok,
+                    srv_.metrics.render(srv_.searcher.num_docs()) + srv_.searcher.metrics_text(),
                     "text/plain; version=0.0.4; charset=utf-8");
       }
       srv_.metrics.count_error("not_found");
@@ -370,6 +371,10 @@ class Session : public std::enable_shared_from_this<Session> {
                                            << " queries");
         srv.metrics.add_queries(req.queries.size());
         body = render_retrieve_response(srv.searcher, hits, req.return_scores);
+      } catch (const OverloadedError& e) {
+        srv.metrics.count_error("overloaded");
+        status = http::status::service_unavailable;
+        body = render_error(std::string("server overloaded: ") + e.what());
       } catch (const std::exception& e) {
         STRATA_LOG_ERROR("search failed: {}", e.what());
         srv.metrics.count_error("internal");

@@ -30,6 +30,7 @@ MODULES = {
     "tokenizer": ("agent/tokenizer", 2),
     "gguf": ("agent/gguf", 2),
     "world": ("env/world", 2),
+    "dense": ("retrieval/dense", 3),
     "env": ("env", 3),
     "agent": ("agent", 3),
     "eval": ("eval", 4),

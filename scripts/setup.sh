@@ -24,6 +24,7 @@ APT_PACKAGES=(
   libprotobuf-dev protobuf-compiler libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libstemmer-dev libicu-dev libpcre2-dev zlib1g-dev
   clang libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for scripts/fuzz.sh
+  libfaiss-dev libopenblas0-pthread  # dense retrieval (retrieval/dense): faiss 1.7.3, OpenBLAS
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -70,7 +71,8 @@ PY_TEST_PACKAGES=("tokenizers==0.23.3:tokenizers" "transformers==5.23.0:transfor
                   "matplotlib==3.11.2:matplotlib"  # plots of demo.sh and the experiments
                   "tensorboard==2.21.0:tensorboard"  # the trainer test reads our events with EventAccumulator
                   "gguf==0.19.0:gguf"                # GGUF tests: dequantisation reference
-                  "accelerate==1.12.0:accelerate")   # GGUF tests: transformers' GGUF loader needs it
+                  "accelerate==1.12.0:accelerate"    # GGUF tests: transformers' GGUF loader needs it
+                  "faiss-cpu==1.12.0:faiss")         # dense tests: neighbours of faiss from Python
 py_missing=()
 for spec in "${PY_TEST_PACKAGES[@]}"; do
   pkg="${spec%%:*}"; mod="${spec##*:}"; want="${pkg##*==}"
