@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/encoder.h"  // torch-free header; its code links only with STRATA_WITH_TORCH
 #include "core/error.h"
 #include "retrieval/embedder.h"
 #include "retrieval/hash_embedder.h"
@@ -72,13 +73,39 @@ inline int peek_encoder_dim(const EncoderCli& o) {
   return j["hidden_size"].get<int>();
 }
 
+#if STRATA_HAVE_TEXT_ENCODER
+class TextEncoderEmbedder final : public retrieval::Embedder {
+ public:
+  explicit TextEncoderEmbedder(std::unique_ptr<agent::TextEncoder> enc) : enc_(std::move(enc)) {}
+  int dim() const override { return enc_->dim(); }
+  std::string describe() const override { return enc_->describe(); }
+  std::vector<float> embed(const std::vector<std::string>& texts, bool is_query) override {
+    return is_query ? enc_->encode_queries(texts) : enc_->encode_passages(texts);
+  }
+
+ private:
+  std::unique_ptr<agent::TextEncoder> enc_;
+};
+#endif
 
 inline std::unique_ptr<retrieval::Embedder> open_embedder(const EncoderCli& o) {
   if (const int d = retrieval::HashEmbedder::parse_spec(o.encoder))
     return std::make_unique<retrieval::HashEmbedder>(d, o.hash_delay_ms);
+#if STRATA_HAVE_TEXT_ENCODER
+  agent::EncoderOptions eo = o.e5 ? agent::e5_preset() : agent::EncoderOptions{};
+  if (!o.query_prefix.empty()) eo.query_prefix = o.query_prefix;
+  if (!o.passage_prefix.empty()) eo.passage_prefix = o.passage_prefix;
+  if (!o.pooling.empty()) eo.pooling = agent::parse_pooling(o.pooling);
+  eo.device = o.device;
+  eo.bf16 = o.bf16;
+  eo.batch_size = o.batch_size;
+  eo.max_length = o.max_length;
+  return std::make_unique<TextEncoderEmbedder>(agent::TextEncoder::load(o.encoder, eo));
+#else
   STRATA_FAIL("--encoder " << o.encoder
                            << ": this build has no BERT encoder (built without LibTorch); use "
                               "hash:DIM or rebuild with STRATA_WITH_TORCH=ON");
+#endif
 }
 
 }  // namespace strata::programs
