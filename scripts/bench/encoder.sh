@@ -33,7 +33,7 @@ if ! "$PY" -c "import transformers, torch" 2>/dev/null; then
   "$PY" -m pip install -q transformers==5.23.0
 fi
 mkdir -p "$WORK"
-CORPUS="$ROOT/../shared/data/real/wiki18_sample_1000.jsonl"
+CORPUS="${STRATA_SHARED_DIR:-$ROOT/../shared}/data/real/wiki18_sample_1000.jsonl"
 if [[ ! -f "$CORPUS" ]]; then
   "$BIN/make_world" --out "$WORK/world" --seed 1 >/dev/null 2>&1
   CORPUS="$WORK/world/corpus.jsonl"
@@ -44,7 +44,7 @@ ARGS=(--model "$MODEL" --in "$CORPUS" --n "$N" --batch "$BATCH" --max-length "$M
 for run in "strata" "strata --bf16" "hf" "hf --bf16"; do
   side="${run%% *}"; flag=""; [[ "$run" == *--bf16 ]] && flag="--bf16"
   if [[ "$side" == strata ]]; then
-    "$BIN/encoder_bench" "${ARGS[@]}" $flag --log-level warn | tee -a "$WORK/results.jsonl"
+    "$BIN/encoder_bench" "${ARGS[@]}" $flag 2>/dev/null | tee -a "$WORK/results.jsonl"
   else
     "$PY" "$ROOT/bench/encoder_hf.py" "${ARGS[@]}" $flag 2>/dev/null | tee -a "$WORK/results.jsonl"
   fi
