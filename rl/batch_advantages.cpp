@@ -1,6 +1,7 @@
 #include "rl/batch_advantages.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 #include "env/rollout_file.h"
@@ -18,6 +19,36 @@ bool all_advantages_zero(const std::vector<env::pb::Trajectory>& batch,
   for (size_t i = 0; i < batch.size(); ++i)
     if (!failed_retrieval(batch[i]) && !(std::abs(advantages[i]) <= kZeroAdvantage)) return false;  // NaN: not zero
   return true;
+}
+
+std::vector<env::pb::Trajectory> gather_batch(const Distributed& dist, std::vector<env::pb::Trajectory> local) {
+  if (!dist.active()) return local;
+  // Each trajectory as its 8-byte length and its serialized bytes.
+  std::string mine;
+  for (const auto& t : local) {
+    const std::string b = t.SerializeAsString();
+    const uint64_t n = b.size();
+    mine.append(reinterpret_cast<const char*>(&n), sizeof n);
+    mine += b;
+  }
+  std::vector<env::pb::Trajectory> out;
+  const auto all = dist.all_gather_bytes(mine);
+  for (size_t r = 0; r < all.size(); ++r) {
+    const std::string& s = all[r];
+    size_t at = 0;
+    while (at < s.size()) {
+      uint64_t n = 0;
+      STRATA_CHECK(at + sizeof n <= s.size(), "gather_batch: rank " << r << "'s trajectories are cut short");
+      std::memcpy(&n, s.data() + at, sizeof n);
+      at += sizeof n;
+      STRATA_CHECK(n <= s.size() - at, "gather_batch: rank " << r << "'s trajectories are cut short");
+      out.emplace_back();
+      STRATA_CHECK(out.back().ParseFromArray(s.data() + at, static_cast<int>(n)),
+                   "gather_batch: rank " << r << " sent a trajectory that does not parse");
+      at += n;
+    }
+  }
+  return out;
 }
 
 std::vector<double> batch_advantages(const std::vector<env::pb::Trajectory>& batch,

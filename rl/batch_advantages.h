@@ -7,6 +7,7 @@
 
 #include "env/trajectory.pb.h"
 #include "rl/advantage.h"
+#include "rl/distributed.h"
 
 namespace strata::rl {
 
@@ -19,6 +20,13 @@ constexpr double kZeroAdvantage = 1e-6;
 // True when every usable (not failed) trajectory's advantage is (near) 0.
 bool all_advantages_zero(const std::vector<env::pb::Trajectory>& batch,
                          const std::vector<double>& advantages);
+
+// Data parallel: every rank's trajectories, in rank order, on every rank. Ranks roll out
+// contiguous shares of the step's prompts, so this is the batch one process holding all the
+// prompts makes, and batch_advantages over it is that process's (with advantage.scope = batch,
+// SAN's strata span the ranks; with group scope a prompt's samples never leave their rank anyway).
+// A single process gets `local` back.
+std::vector<env::pb::Trajectory> gather_batch(const Distributed& dist, std::vector<env::pb::Trajectory> local);
 
 // Advantages for the batch (0 for failed trajectories, which are excluded from the statistics).
 std::vector<double> batch_advantages(const std::vector<env::pb::Trajectory>& batch,

@@ -116,6 +116,28 @@ CheckpointState read_checkpoint_state(const std::string& dir, size_t questions) 
   } catch (const Error&) {
     bad("rng", "not a generator state: " + config::describe(rng));
   }
+  if (j.contains("world_size")) {
+    const auto& w = j["world_size"];
+    if (!w.is_number_unsigned() || w.get<uint64_t>() < 1 || w.get<uint64_t>() > (1u << 20))
+      bad("world_size", "expected a number of ranks >= 1, got " + config::describe(w));
+    st.world_size = static_cast<int>(w.get<uint64_t>());
+  }
+  if (j.contains("rank_rng")) {
+    const auto& rr = j["rank_rng"];
+    if (!rr.is_array() || rr.size() != static_cast<size_t>(st.world_size))
+      bad("rank_rng", "expected one generator state per rank (" + std::to_string(st.world_size) + "), got " +
+                          config::describe(rr));
+    for (size_t r = 0; r < rr.size(); ++r) {
+      bool ok = rr[r].is_string();
+      if (ok) try {
+          Rng(0).set_state(rr[r].get<std::string>());
+        } catch (const Error&) {
+          ok = false;
+        }
+      if (!ok) bad("rank_rng", "entry " + std::to_string(r) + " is not a generator state: " + config::describe(rr[r]));
+      st.rank_rng.push_back(rr[r].get<std::string>());
+    }
+  }
   return st;
 }
 
@@ -253,6 +275,8 @@ void write_checkpoint(const std::string& root, const TrainerConfig& cfg, const a
   j["cursor"] = st.cursor;
   j["order"] = st.order;
   j["rng"] = st.rng;
+  j["world_size"] = st.world_size;
+  if (!st.rank_rng.empty()) j["rank_rng"] = st.rank_rng;
   {
     std::ofstream out(tmp + "/state.json");
     out << j.dump() << "\n";

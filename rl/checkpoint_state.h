@@ -27,6 +27,8 @@ struct CheckpointState {
   size_t cursor = 0;          // position in `order`
   std::vector<size_t> order;  // question order of the current pass
   std::string rng;            // data RNG state
+  int world_size = 1;         // ranks of the run that wrote it (state.json: absent in older ones = 1)
+  std::vector<std::string> rank_rng;  // every rank's data RNG state, by rank (empty: `rng` for all)
 };
 
 // Writes OUT/checkpoints/step_N (N = st.step) under `root` as described above and removes all but
@@ -42,7 +44,8 @@ void remove_unfinished_checkpoints(const std::string& root);
 
 // state.json of checkpoint folder `dir` (step_N), validated whole before anything uses it: a JSON
 // object with step (= N), cursor (0..questions), order (a permutation of 0..questions-1, the
-// training questions) and rng (a generator state). Anything else is a strata::Error naming the
+// training questions) and rng (a generator state), and, from data-parallel runs, world_size and
+// rank_rng (one generator state per rank). Anything else is a strata::Error naming the
 // file and the key ("--resume: DIR/state.json: cursor: ...").
 CheckpointState read_checkpoint_state(const std::string& dir, size_t questions);
 

@@ -67,13 +67,51 @@ double mismatch_sum(const torch::Tensor& logprobs, const Packed& p) {
   const auto lp = logprobs.detach().to(torch::kCPU, torch::kFloat32);
   return torch::where(p.mask > 0, (lp - p.behaviour).abs(), torch::zeros_like(lp)).sum().item<double>();
 }
+
+// What the mini-batch's loss divides by (LossOptions::aggregation), over all its trajectories.
+struct Denominators {
+  double tokens = 0;   // trained tokens
+  double seqs = 0;     // trajectories with at least one trained token
+  double longest = 0;  // longest prompt + response: the padded length of one micro-batch holding them all
+};
+Denominators denominators(const std::vector<env::pb::Trajectory>& batch, const std::vector<size_t>& order,
+                          size_t m0, size_t m1) {
+  Denominators d;
+  for (size_t k = m0; k < m1; ++k) {
+    const auto& t = batch[order[k]];
+    int64_t n = 0;
+    for (int j = 0; j < t.response_ids_size(); ++j) n += t.loss_mask(j) != 0 && t.prompt_ids_size() + j - 1 >= 0;
+    d.tokens += static_cast<double>(n);
+    d.seqs += n > 0 ? 1 : 0;
+    d.longest = std::max(d.longest, static_cast<double>(t.prompt_ids_size() + t.response_ids_size()));
+  }
+  return d;
+}
+// The weight of micro-batch `p`'s aggregated loss in the mini-batch's: its own denominator over
+// the mini-batch's (aggregate() divides by the micro-batch's own counts, clamped to >= 1).
+double micro_weight(const Packed& p, const Denominators& d, const LossOptions& loss) {
+  const double tokens = p.mask.sum().item<double>();
+  const double seqs = (p.mask.sum(1) > 0).sum().item<double>();
+  switch (loss.aggregation) {
+    case Aggregation::kTokenMean: return tokens / std::max(1.0, d.tokens);
+    case Aggregation::kSeqMeanTokenMean:
+    case Aggregation::kSeqMeanTokenSum: return seqs / std::max(1.0, d.seqs);
+    case Aggregation::kSeqMeanTokenSumNorm: {
+      const double local_norm = loss.norm_length > 0 ? loss.norm_length : static_cast<double>(p.mask.size(1));
+      const double global_norm = loss.norm_length > 0 ? loss.norm_length : std::max(1.0, d.longest);
+      return std::max(1.0, seqs) * local_norm / (std::max(1.0, d.seqs) * global_norm);
+    }
+  }
+  return 0;
+}
 }  // namespace
 
 UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
                        torch::optim::Optimizer& optim,
                        const std::vector<env::pb::Trajectory>& batch,
                        const std::vector<double>& advantages, const LossOptions& loss,
-                       const UpdateOptions& opts, uint64_t seed, const MixedPrecision& precision) {
+                       const UpdateOptions& opts, uint64_t seed, const MixedPrecision& precision,
+                       const Distributed* dist) {
   opts.validate();
   loss.validate();
   std::vector<size_t> usable;
@@ -105,23 +143,61 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
   st.old_logprobs_reused = reuse_old;
   double mismatch = 0, mismatch_tokens = 0;
 
-  // Old (proximal) and reference log-probs for every usable trajectory, without gradients.
+  // The shuffled order of every epoch, drawn up front (the draws one process makes), and this
+  // rank's share of each mini-batch: the r-th of `world` contiguous parts.
+  const Distributed single;
+  const Distributed& dp = dist != nullptr ? *dist : single;
+  const auto world = static_cast<size_t>(dp.world()), rank = static_cast<size_t>(dp.rank());
+  Rng rng = Rng(seed).fork("ppo");
+  std::vector<std::vector<size_t>> orders(static_cast<size_t>(opts.ppo_epochs));
+  for (auto& order : orders) {
+    order = usable;
+    rng.shuffle(order);
+  }
+  auto share = [&](size_t m0, size_t m1) {
+    const size_t n = m1 - m0;
+    return std::pair<size_t, size_t>{m0 + n * rank / world, m0 + n * (rank + 1) / world};
+  };
+  // The trajectories this rank trains on (any epoch), and those of its first-epoch shares, which
+  // split the batch between the ranks (the log-prob mismatch is measured on those).
+  std::vector<char> mine(batch.size(), 0), counted(batch.size(), 0);
+  for (size_t e = 0; e < orders.size(); ++e)
+    for (size_t m0 = 0; m0 < usable.size(); m0 += opts.mini_batch) {
+      const auto [a, b] = share(m0, std::min(usable.size(), m0 + opts.mini_batch));
+      for (size_t k = a; k < b; ++k) {
+        mine[orders[e][k]] = 1;
+        if (e == 0) counted[orders[e][k]] = 1;
+      }
+    }
+  std::vector<size_t> my_usable;
+  for (size_t i : usable)
+    if (mine[i]) my_usable.push_back(i);
+
+  // Old (proximal) and reference log-probs for every trajectory this rank trains on, without
+  // gradients.
   std::map<size_t, torch::Tensor> old_lp, ref_lp;
   double t_old = 0, t_ref = 0;
   if (!reuse_old || use_ref) {
     torch::NoGradGuard ng;
     AutocastBf16 ac(precision.autocast_bf16, dev);
-    for (size_t s = 0; s < usable.size(); s += opts.micro_batch) {
-      std::vector<size_t> idx(usable.begin() + s, usable.begin() + std::min(usable.size(), s + opts.micro_batch));
+    for (size_t s = 0; s < my_usable.size(); s += opts.micro_batch) {
+      std::vector<size_t> idx(my_usable.begin() + s,
+                              my_usable.begin() + std::min(my_usable.size(), s + opts.micro_batch));
       const Packed p = pack(batch, idx);
       const auto ids = p.ids.to(dev), attn = p.attn.to(dev), tgt = p.targets.to(dev), msk = p.mask.to(dev);
       if (!reuse_old) {
         const auto t0 = Clock::now();
         const auto lp = agent::token_logprobs(policy, ids, attn, tgt, msk, lo).logprobs.cpu();
         t_old += since(t0);
-        mismatch += mismatch_sum(lp, p);
-        mismatch_tokens += p.mask.sum().item<double>();
-        for (size_t r = 0; r < idx.size(); ++r) old_lp[idx[r]] = lp[static_cast<int64_t>(r)];
+        for (size_t r = 0; r < idx.size(); ++r) {
+          old_lp[idx[r]] = lp[static_cast<int64_t>(r)];
+          if (!counted[idx[r]]) continue;
+          const auto row = static_cast<int64_t>(r);
+          mismatch += torch::where(p.mask[row] > 0, (lp[row] - p.behaviour[row]).abs(), torch::zeros_like(lp[row]))
+                          .sum()
+                          .item<double>();
+          mismatch_tokens += p.mask[row].sum().item<double>();
+        }
         st.old_logprob_rows += static_cast<int64_t>(idx.size());
       }
       if (use_ref) {
@@ -136,21 +212,21 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
   st.old_logp_seconds = t_old;
   st.ref_logp_seconds = t_ref;
 
-  Rng rng = Rng(seed).fork("ppo");
-  double sum_pg = 0, sum_kl = 0, sum_ent = 0, sum_clip = 0, sum_norm = 0;
-  int micro_count = 0;
+  // Sums over the mini-batches applied: their aggregated losses (global), and token counts.
+  double sum_pg = 0, sum_kl = 0, sum_ent = 0, sum_norm = 0, clipped = 0, tokens = 0;
   const bool entropy_in_loss = loss.entropy_coef != 0;
-  for (int epoch = 0; epoch < opts.ppo_epochs; ++epoch) {
-    std::vector<size_t> order = usable;
-    rng.shuffle(order);
+  for (const auto& order : orders) {
     for (size_t m0 = 0; m0 < order.size(); m0 += opts.mini_batch) {
       const size_t m1 = std::min(order.size(), m0 + opts.mini_batch);
+      const Denominators den = denominators(batch, order, m0, m1);
+      const auto [a, b] = share(m0, m1);
       optim.zero_grad();
       if (mixed)
         for (const auto& p : model_params) p.mutable_grad().reset();
       bool finite = true;
-      for (size_t s = m0; s < m1; s += opts.micro_batch) {
-        std::vector<size_t> idx(order.begin() + s, order.begin() + std::min(m1, s + opts.micro_batch));
+      double mb_pg = 0, mb_kl = 0, mb_ent = 0, mb_clipped = 0, mb_tokens = 0;
+      for (size_t s = a; s < b; s += opts.micro_batch) {
+        std::vector<size_t> idx(order.begin() + s, order.begin() + std::min(b, s + opts.micro_batch));
         const Packed p = pack(batch, idx);
         auto lo_g = lo;
         // Entropy is always measured at the scored positions; it carries a gradient only when it
@@ -190,8 +266,8 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
         // same autocast state as the forward did (torch.utils.checkpoint restores it; our
         // checkpointed layer does not), or it recomputes in fp32.
         if (!opts.gradient_checkpointing) ac.reset();
-        const double frac = static_cast<double>(idx.size()) / static_cast<double>(m1 - m0);
-        const auto scaled = out.loss * frac;
+        const double w = micro_weight(p, den, loss);  // this micro-batch's share of the mini-batch's loss
+        const auto scaled = out.loss * w;
         if (!std::isfinite(scaled.item<double>())) {
           finite = false;
           break;
@@ -210,13 +286,29 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
             g.reset();
           }
         }
-        sum_pg += out.pg_loss;
-        sum_kl += out.kl;
-        sum_ent += out.entropy;
-        sum_clip += out.clip_frac;
-        ++micro_count;
+        mb_pg += out.pg_loss * w;
+        mb_kl += out.kl * w;
+        mb_ent += out.entropy * w;
+        mb_clipped += out.clip_frac * static_cast<double>(out.tokens);
+        mb_tokens += static_cast<double>(out.tokens);
       }
       const auto params = mixed ? precision.master : model_params;
+      if (dp.active()) {
+        // One verdict and one set of sums for every rank, then the gradients summed: each rank's
+        // share is already normalised by the mini-batch's global counts.
+        const auto g = dp.all_reduce_sum({finite ? 0.0 : 1.0, mb_pg, mb_kl, mb_ent, mb_clipped, mb_tokens});
+        finite = g[0] == 0;
+        mb_pg = g[1], mb_kl = g[2], mb_ent = g[3], mb_clipped = g[4], mb_tokens = g[5];
+        if (finite) {
+          std::vector<torch::Tensor> grads;
+          for (const auto& p : params) {
+            auto& gr = const_cast<torch::Tensor&>(p).mutable_grad();
+            if (!gr.defined()) gr = torch::zeros_like(p);  // a rank with no trajectory in this mini-batch
+            grads.push_back(gr);
+          }
+          dp.all_reduce_sum(grads);
+        }
+      }
       double norm = 0;
       if (finite) {
         norm = opts.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(params, opts.grad_clip)
@@ -233,16 +325,28 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
       optim.step();
       if (mixed) copy_master_to_model(precision.master, policy);
       sum_norm += norm;
+      sum_pg += mb_pg;
+      sum_kl += mb_kl;
+      sum_ent += mb_ent;
+      clipped += mb_clipped;
+      tokens += mb_tokens;
       ++st.optimizer_steps;
     }
   }
   optim.zero_grad();  // frees the gradients (set to none) before the next rollout phase
-  const double mc = std::max(1, micro_count);
-  st.pg_loss = sum_pg / mc;
-  if (use_ref) st.kl = sum_kl / mc;
+  if (dp.active()) {
+    const auto g = dp.all_reduce_sum({mismatch, mismatch_tokens, static_cast<double>(st.old_logprob_rows),
+                                      static_cast<double>(st.ref_logprob_rows)});
+    mismatch = g[0], mismatch_tokens = g[1];
+    st.old_logprob_rows = static_cast<int64_t>(g[2]);
+    st.ref_logprob_rows = static_cast<int64_t>(g[3]);
+  }
+  const double steps = std::max(1, st.optimizer_steps);
+  st.pg_loss = sum_pg / steps;
+  if (use_ref) st.kl = sum_kl / steps;
   if (mismatch_tokens > 0) st.logp_mismatch = mismatch / mismatch_tokens;
-  st.entropy = sum_ent / mc;
-  st.clip_frac = sum_clip / mc;
+  st.entropy = sum_ent / steps;
+  st.clip_frac = tokens > 0 ? clipped / tokens : 0.0;
   st.grad_norm = st.optimizer_steps ? sum_norm / st.optimizer_steps : 0.0;
   return st;
 }

@@ -24,6 +24,7 @@
 #include "agent/model.h"
 #include "core/config.h"
 #include "env/trajectory.pb.h"
+#include "rl/distributed.h"
 #include "rl/loss.h"
 #include "rl/precision.h"
 
@@ -80,11 +81,12 @@ struct UpdateOptions {
 // ran. The trainer turns this into the logged keys (rl/train_metrics.h).
 struct UpdateStats {
   bool passes_ran = false;                // the PPO passes ran (not skipped, some usable trajectory)
-  std::optional<double> pg_loss;          // mean clipped surrogate over micro-batches
+  std::optional<double> pg_loss;          // mean over optimiser steps of the mini-batch's clipped
+                                          // surrogate (aggregated over the whole mini-batch)
   std::optional<double> kl;               // mean KL estimate (only when the reference ran)
   std::optional<double> entropy;          // token-mean entropy over the trained tokens, whatever
                                           // loss.entropy_coef
-  std::optional<double> clip_frac;        // share of clipped tokens
+  std::optional<double> clip_frac;        // share of clipped tokens (over the steps applied)
   std::optional<double> grad_norm;        // mean pre-clip gradient norm over optimiser steps
   std::optional<double> logp_mismatch;    // mean |behaviour - old| log-prob per trained token
                                           // (the sampler's against the policy's at rollout time)
@@ -100,11 +102,22 @@ struct UpdateStats {
 
 // Runs the PPO epochs on `policy` with `optim`. `reference` may be null when KL is off; it is
 // not run when loss.kl_estimator is off or loss.kl_coef is 0, even when given.
+//
+// Loss normalisation: each mini-batch's loss is the aggregation (loss.aggregation) over the whole
+// mini-batch, whatever its micro-batches: a micro-batch contributes its share, normalised by the
+// mini-batch's token count (token-mean), its sequence count (seq-mean-*), and its longest
+// sequence (seq-mean-token-sum-norm with norm_length 0), so gradient accumulation is exact.
+//
+// Data parallel (`dist` with more than one rank): every rank holds the whole batch (the same
+// trajectories and advantages, rl/batch_advantages.h's gather_batch) and the same shuffled
+// order; rank r runs the r-th of `world` contiguous shares of each mini-batch, and the gradients
+// are summed across ranks (bucketed all-reduce) before clipping, so N ranks compute the update one
+// process computes. The returned statistics are global.
 UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
                        torch::optim::Optimizer& optim,
                        const std::vector<env::pb::Trajectory>& batch,
                        const std::vector<double>& advantages, const LossOptions& loss,
                        const UpdateOptions& opts, uint64_t seed,
-                       const MixedPrecision& precision = {});
+                       const MixedPrecision& precision = {}, const Distributed* dist = nullptr);
 
 }  // namespace strata::rl

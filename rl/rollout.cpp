@@ -100,7 +100,7 @@ std::vector<int32_t> encode_prompt(const agent::Tokenizer& tok, const std::strin
 RolloutBatch run_rollouts(const agent::Model& model, const agent::Tokenizer& tok,
                           retrieval::RetrievalClient& client,
                           const std::vector<data::QaRecord>& prompts, const RolloutOptions& opts,
-                          int step, int64_t group_offset) {
+                          int step, int64_t group_offset, int64_t prompt_offset) {
   opts.validate();
   const auto t_start = Clock::now();
   const int G = opts.samples_per_prompt;
@@ -131,7 +131,8 @@ RolloutBatch run_rollouts(const agent::Model& model, const agent::Tokenizer& tok
       t.gen.sampling.temperature = opts.temperature;
       t.gen.sampling.top_p = opts.top_p;
       t.gen.sampling.top_k = opts.top_k;
-      t.gen.seed = mix64(opts.seed ^ mix64(static_cast<uint64_t>(step) * 1000003ULL + p * 131ULL + g));
+      t.gen.seed = mix64(opts.seed ^ mix64(static_cast<uint64_t>(step) * 1000003ULL +
+                                                  (static_cast<uint64_t>(prompt_offset) + p) * 131ULL + g));
       t.gen.stop_sequences = stops;
       t.gen.eos_ids = eos;
       STRATA_CHECK(static_cast<int64_t>(t.prompt_ids.size()) + opts.env.max_turn_tokens < opts.max_seq_len,

@@ -81,10 +81,12 @@ struct RolloutBatch {
 };
 
 // Runs one rollout phase. Group ids are `group_offset + p`, unique per prompt in the batch.
+// Prompt p samples from the stream of prompt `prompt_offset + p` of the step: a data-parallel rank
+// holding prompts [k, k + n) of the step passes k, and samples what one process would.
 RolloutBatch run_rollouts(const agent::Model& model, const agent::Tokenizer& tokenizer,
                           retrieval::RetrievalClient& client,
                           const std::vector<data::QaRecord>& prompts, const RolloutOptions& opts,
-                          int step = 0, int64_t group_offset = 0);
+                          int step = 0, int64_t group_offset = 0, int64_t prompt_offset = 0);
 
 // The prompt token ids for a question under the given chat style.
 std::vector<int32_t> encode_prompt(const agent::Tokenizer& tok, const std::string& user_text,

@@ -1,3 +1,6 @@
+// GrpoTrainer (rl/trainer.h): set-up with every check before work, one RL step, finish. Over 450
+// lines on purpose: the step is one sequence (prompts, this rank's rollouts, the gather, advantages,
+// update, logs, checkpoint) that reads best in one place; its parts live in their own files.
 #include "rl/trainer.h"
 
 #include <atomic>
@@ -29,6 +32,7 @@
 #include "retrieval/client.h"
 #include "rl/batch_advantages.h"
 #include "rl/checkpoint_state.h"
+#include "rl/distributed.h"
 
 namespace strata::rl {
 
@@ -121,6 +125,41 @@ agent::Model fp32_weights(const agent::Model& policy, const std::vector<torch::T
   for (const auto& kv : policy.named_parameters()) named[kv.first] = master.at(i++);  // same (map) order
   return agent::Model(policy.config(), named);
 }
+
+// The rollout metrics of every rank as one phase's: counts add up, times are the slowest rank's.
+RolloutMetrics merge_rollout_metrics(const Distributed& dist, const RolloutMetrics& mine) {
+  if (!dist.active()) return mine;
+  nlohmann::json j = {{"seconds", mine.seconds},
+                      {"generate_seconds", mine.generate_seconds},
+                      {"wait_seconds", mine.wait_seconds},
+                      {"generated_tokens", mine.generated_tokens},
+                      {"mean_occupancy", mine.mean_occupancy},
+                      {"p50", mine.retrieval_p50_ms},
+                      {"p99", mine.retrieval_p99_ms},
+                      {"calls", mine.retrieval_calls},
+                      {"failed", mine.failed},
+                      {"end_reasons", mine.end_reasons},
+                      {"searches", nlohmann::json::array()}};
+  for (const auto& [k, v] : mine.searches) j["searches"].push_back({k, v});
+  RolloutMetrics m;
+  const auto all = dist.all_gather_bytes(j.dump());
+  for (const auto& text : all) {
+    const auto r = nlohmann::json::parse(text);
+    m.seconds = std::max(m.seconds, r["seconds"].get<double>());
+    m.generate_seconds = std::max(m.generate_seconds, r["generate_seconds"].get<double>());
+    m.wait_seconds = std::max(m.wait_seconds, r["wait_seconds"].get<double>());
+    m.generated_tokens += r["generated_tokens"].get<int64_t>();
+    m.mean_occupancy += r["mean_occupancy"].get<double>() / static_cast<double>(all.size());
+    m.retrieval_p50_ms += r["p50"].get<double>() / static_cast<double>(all.size());  // the ranks' mean
+    m.retrieval_p99_ms = std::max(m.retrieval_p99_ms, r["p99"].get<double>());      // the worst rank's
+    m.retrieval_calls += r["calls"].get<int64_t>();
+    m.failed += r["failed"].get<int64_t>();
+    for (const auto& [k, v] : r["end_reasons"].items()) m.end_reasons[k] += v.get<int>();
+    for (const auto& kv : r["searches"]) m.searches[kv[0].get<int>()] += kv[1].get<int>();
+  }
+  m.tokens_per_s = m.seconds > 0 ? static_cast<double>(m.generated_tokens) / m.seconds : 0.0;
+  return m;
+}
 }  // namespace
 
 struct GrpoTrainer::State {
@@ -142,6 +181,10 @@ struct GrpoTrainer::State {
   Clock::time_point t_start;
   int first_step = 1;
   int failed_steps_in_a_row = 0;  // steps not used for too many retrieval failures, consecutive
+  // Data parallel (rl/distributed.h): this rank's place; rank 0 alone writes into out_dir.
+  DistEnv denv;
+  std::unique_ptr<Distributed> dist;
+  bool root = true;
 };
 
 GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::make_unique<State>()) {
@@ -150,7 +193,13 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
   const TrainerConfig& cfg = s.cfg;
   // ---- every check that is cheap, before any expensive work ----
   cfg.validate();
-  s.dev = torch::Device(agent::pick_device(cfg.device));
+  s.denv = read_dist_env();
+  s.root = s.denv.rank == 0;
+  STRATA_CHECK(cfg.prompts_per_step >= s.denv.world,
+               "prompts_per_step: " << cfg.prompts_per_step << " prompts cannot be shared by WORLD_SIZE=" << s.denv.world
+                                    << " ranks (each rank rolls out whole prompt groups): use at least "
+                                    << s.denv.world);
+  s.dev = torch::Device(agent::pick_device(device_for_rank(cfg.device, s.denv)));
   check_model_dir("model", cfg.model);
   const auto mcfg = agent::load_model_config(cfg.model);
   const std::string tok_path = cfg.model + "/tokenizer.json";
@@ -181,11 +230,16 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
   s.client = std::make_unique<retrieval::RetrievalClient>(co);
   retrieval::require_healthy(s.client->health(), "retriever");
   s.ckpt_root = cfg.out_dir + "/checkpoints";
-  try {
-    fs::create_directories(cfg.out_dir + "/rollouts");
-  } catch (const fs::filesystem_error& e) {
-    STRATA_FAIL("out_dir: cannot create '" << cfg.out_dir << "': " << e.code().message());
-  }
+  if (s.root) try {
+      fs::create_directories(cfg.out_dir + "/rollouts");
+    } catch (const fs::filesystem_error& e) {
+      STRATA_FAIL("out_dir: cannot create '" << cfg.out_dir << "': " << e.code().message());
+    }
+  // Every rank has checked the same things; now they meet (rl/distributed.h) and agree on the
+  // config before anything is loaded.
+  s.dist = std::make_unique<Distributed>(s.denv, s.dev);
+  s.dist->require_same("the config (--config and --set)",
+                       std::to_string(std::hash<std::string>{}(config::to_json(cfg).dump())));
 
   // On --resume everything is validated (config, state.json, optimizer.pt, then the weights and the
   // optimiser state load) before anything in out_dir is written or removed.
@@ -207,6 +261,13 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
     STRATA_CHECK(fs::exists(from + "/optimizer.pt"), "--resume: " << from << " has no optimizer.pt");
     verify_checksums(from);
     s.st = read_checkpoint_state(from, s.questions.size());
+    STRATA_CHECK(s.st.world_size == s.dist->world(),
+                 "--resume: " << from << " was written by a run of " << s.st.world_size << " rank"
+                              << (s.st.world_size == 1 ? "" : "s") << " and this run has " << s.dist->world()
+                              << " (WORLD_SIZE): resume with " << s.st.world_size
+                              << " (each rank's data and RNG state is saved for that number)");
+    s.dist->require_same("the checkpoint to resume from (out_dir must be on a file system every node shares)",
+                         from);
     check_optimizer_file(from + "/optimizer.pt");
     STRATA_LOG_INFO("resuming from {} (step {})", from, s.st.step);
   }
@@ -258,12 +319,16 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
   }());
   s.rng = Rng(cfg.seed).fork("data");
   if (resume) {
-    s.rng.set_state(s.st.rng);
+    s.rng.set_state(s.st.rank_rng.empty() ? s.st.rng : s.st.rank_rng.at(static_cast<size_t>(s.dist->rank())));
   } else {
     s.st.order.resize(s.questions.size());
     for (size_t i = 0; i < s.st.order.size(); ++i) s.st.order[i] = i;
     s.rng.shuffle(s.st.order);
   }
+  // Every rank starts from rank 0's weights (and masters), as torch's DistributedDataParallel does.
+  s.dist->broadcast(s.policy.parameters());
+  if (master_mode) s.dist->broadcast(s.mp.master);
+  if (s.rollout_copy) copy_master_to_model(s.policy.parameters(), s.rollout_model);
   s.policy.set_requires_grad(true);
   s.optim = std::make_unique<torch::optim::AdamW>(master_mode ? s.mp.master : s.policy.parameters(),
                                                   torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
@@ -277,7 +342,10 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
                                << " to resume from the one before");
     }
   }
-  // ---- validated and loaded: from here on out_dir is written ----
+  // ---- validated and loaded: from here on out_dir is written (by rank 0) ----
+  s.t_start = Clock::now();
+  s.first_step = s.st.step + 1;
+  if (!s.root) return;
   remove_unfinished_checkpoints(s.ckpt_root);
   {
     std::ofstream c(cfg.out_dir + "/config.json");
@@ -286,8 +354,6 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
   if (resume) trim_metrics(cfg.out_dir + "/metrics.jsonl", s.st.step);
   s.tb = std::make_unique<TensorBoardWriter>(cfg.out_dir + "/tb");
   s.jsonl.open(cfg.out_dir + "/metrics.jsonl", std::ios::app);
-  s.t_start = Clock::now();
-  s.first_step = s.st.step + 1;
 }
 
 GrpoTrainer::~GrpoTrainer() = default;
@@ -318,16 +384,23 @@ StepMetrics GrpoTrainer::step() {
   rollout.seed = mix64(cfg.seed + static_cast<uint64_t>(step)) + (cfg.rollout.seed - 1);
   s.policy.set_requires_grad(false);
   if (s.rollout_threads != s.update_threads) at::set_num_threads(s.rollout_threads);
-  const auto batch = [&] {
+  // This rank's share of the prompts: [lo, hi) of the step's, whole groups (rl/distributed.h).
+  const int world = s.dist->world(), rank = s.dist->rank();
+  const int lo = cfg.prompts_per_step * rank / world, hi = cfg.prompts_per_step * (rank + 1) / world;
+  const std::vector<data::QaRecord> mine(prompts.begin() + lo, prompts.begin() + hi);
+  auto batch = [&] {
     RetrievalWatch watch(*s.client, cfg);
-    return run_rollouts(s.rollout_model, *s.tok, *s.client, prompts, rollout, step,
-                        static_cast<int64_t>(step) * cfg.prompts_per_step);
+    return run_rollouts(s.rollout_model, *s.tok, *s.client, mine, rollout, step,
+                        static_cast<int64_t>(step) * cfg.prompts_per_step + lo, lo);
   }();
+  // Every rank holds the whole batch from here on: the estimators and the logs are global.
+  batch.trajectories = gather_batch(*s.dist, std::move(batch.trajectories));
+  batch.metrics = merge_rollout_metrics(*s.dist, batch.metrics);
   if (s.rollout_threads != s.update_threads) at::set_num_threads(s.update_threads);
   s.policy.set_requires_grad(true);
   sync_device(s.dev);
   m.rollout_seconds = since(t0);
-  {
+  if (s.root) {
     char name[64];
     std::snprintf(name, sizeof name, "/rollouts/step_%06d.pb", step);
     env::RolloutWriter w(cfg.out_dir + name);
@@ -346,7 +419,7 @@ StepMetrics GrpoTrainer::step() {
   uo.temperature = cfg.rollout.temperature > 0 ? cfg.rollout.temperature : 1.0;  // the sampling temperature
   if (!m.skipped_failed)
     m.update = ppo_update(s.policy, s.kl_on ? &s.reference : nullptr, *s.optim, batch.trajectories, adv, cfg.loss,
-                          uo, cfg.seed + step, s.mp);
+                          uo, cfg.seed + step, s.mp, s.dist.get());
   if (s.rollout_copy && m.update.optimizer_steps > 0) copy_master_to_model(s.policy.parameters(), s.rollout_model);
   sync_device(s.dev);
   m.update_seconds = since(t1);
@@ -357,14 +430,17 @@ StepMetrics GrpoTrainer::step() {
 
   // The metric keys are made here, once, for TensorBoard and metrics.jsonl alike.
   const auto scalars = step_metric_map(m);
-  s.tb->scalars(step, scalars);
-  s.tb->flush();
-  nlohmann::json j(scalars);
-  j["step"] = step;
-  s.jsonl << j.dump() << "\n";
-  s.jsonl.flush();
+  if (s.root) {
+    s.tb->scalars(step, scalars);
+    s.tb->flush();
+    nlohmann::json j(scalars);
+    j["step"] = step;
+    s.jsonl << j.dump() << "\n";
+    s.jsonl.flush();
+  }
   const double elapsed = since(s.t_start);
-  STRATA_LOG_INFO("{}", format_step_line(m, cfg.steps,
+  if (s.root)
+    STRATA_LOG_INFO("{}", format_step_line(m, cfg.steps,
                                          Progress::format_duration(elapsed / (step - s.first_step + 1) *
                                                                    (cfg.steps - step))));
   if (m.skipped_failed) {
@@ -392,18 +468,31 @@ StepMetrics GrpoTrainer::step() {
   }
   s.st.step = step;
   s.st.rng = s.rng.state();
-  if (step == cfg.steps || (cfg.save_every > 0 && step % cfg.save_every == 0))
-    write_checkpoint(s.ckpt_root, cfg, fp32_weights(s.policy, s.mp.master), *s.optim, s.st);
+  if (step == cfg.steps || (cfg.save_every > 0 && step % cfg.save_every == 0)) {
+    // Every rank's RNG state goes into rank 0's checkpoint.
+    s.st.world_size = s.dist->world();
+    s.st.rank_rng = s.dist->all_gather_bytes(s.st.rng);
+    if (s.root) write_checkpoint(s.ckpt_root, cfg, fp32_weights(s.policy, s.mp.master), *s.optim, s.st);
+  }
   return m;
 }
 
 TrainSummary GrpoTrainer::finish() {
   State& s = *s_;
   s.policy.set_requires_grad(false);
-  agent::save_model(fp32_weights(s.policy, s.mp.master), s.cfg.out_dir + "/final", s.cfg.model);
-  STRATA_LOG_INFO("saved the policy to {}/final", s.cfg.out_dir);
-  s.jsonl.close();
-  return summarize_metrics_file(s.cfg.out_dir + "/metrics.jsonl");
+  TrainSummary summary;
+  if (s.root) {
+    agent::save_model(fp32_weights(s.policy, s.mp.master), s.cfg.out_dir + "/final", s.cfg.model);
+    STRATA_LOG_INFO("saved the policy to {}/final", s.cfg.out_dir);
+    s.jsonl.close();
+    summary = summarize_metrics_file(s.cfg.out_dir + "/metrics.jsonl");
+  }
+  // No rank leaves (rank 0 hosts the store) before every rank is done.
+  s.dist->barrier();
+  if (s.dist->active())
+    STRATA_LOG_INFO("distributed: rank {}: {} collectives, {:.2f} s in them (waits for slower ranks included)",
+                    s.dist->rank(), s.dist->collectives(), s.dist->collective_seconds());
+  return summary;
 }
 
 TrainSummary train_grpo(const TrainerConfig& cfg, bool resume) {

@@ -126,8 +126,10 @@ std::vector<Demonstration> make_demonstrations(const std::vector<data::QaRecord>
 
 SftReport sft_train(agent::Model& model, const std::vector<SftExample>& examples,
                     const SftOptions& opts,
-                    const std::function<void(int, double, int64_t)>& on_step) {
+                    const std::function<void(int, double, int64_t)>& on_step, const Distributed* dist) {
   opts.validate();
+  const Distributed single;
+  const Distributed& dp = dist != nullptr ? *dist : single;
   STRATA_CHECK(!examples.empty(), "sft_train: no examples");
   model.set_requires_grad(true);
   auto params = model.parameters();
@@ -158,18 +160,47 @@ SftReport sft_train(agent::Model& model, const std::vector<SftExample>& examples
     rng.shuffle(batches);
     for (const auto& idx : batches) {
       if (report.steps >= total) break;
+      // This rank's share of the batch (all of it in one process).
+      const size_t n = idx.size(), world = static_cast<size_t>(dp.world()), rank = static_cast<size_t>(dp.rank());
       std::vector<SftExample> batch;
-      for (size_t i : idx) batch.push_back(examples[i]);
+      for (size_t k = n * rank / world; k < n * (rank + 1) / world; ++k) batch.push_back(examples[idx[k]]);
       optim.zero_grad();
       SftLoss l;
-      {
-        AutocastBf16 autocast(bf16, params.front().device());
-        l = sft_loss(model, batch);
+      double v = 0;
+      if (!dp.active()) {
+        {
+          AutocastBf16 autocast(bf16, params.front().device());
+          l = sft_loss(model, batch);
+        }
+        l.loss.backward();
+        v = l.loss.item<double>();
+      } else {
+        // The batch's trained tokens (sft_loss's count: targets at positions >= 1), from every
+        // example of it: each rank's token mean is weighted by its share.
+        double batch_tokens = 0;
+        for (size_t i : idx)
+          for (size_t t = 1; t < examples[i].trained.size(); ++t) batch_tokens += examples[i].trained[t] ? 1 : 0;
+        double part = 0;
+        if (!batch.empty()) {
+          {
+            AutocastBf16 autocast(bf16, params.front().device());
+            l = sft_loss(model, batch);
+          }
+          const double w = static_cast<double>(l.tokens) / std::max(1.0, batch_tokens);
+          (l.loss * w).backward();
+          part = l.loss.item<double>() * w;
+        }
+        std::vector<torch::Tensor> grads;
+        for (auto& p : params) {
+          if (!p.mutable_grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+          grads.push_back(p.mutable_grad());
+        }
+        dp.all_reduce_sum(grads);
+        v = dp.all_reduce_sum(std::vector<double>{part})[0];
+        l.tokens = static_cast<int64_t>(batch_tokens);
       }
-      l.loss.backward();
       if (opts.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, opts.grad_clip);
       optim.step();
-      const double v = l.loss.item<double>();
       if (report.steps == 0) report.first_loss = v;
       report.last_loss = v;
       report.losses.push_back(v);

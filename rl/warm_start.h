@@ -21,6 +21,7 @@
 #include "env/search_env.h"
 #include "retrieval/client.h"
 #include "rl/precision.h"
+#include "rl/distributed.h"
 #include "rl/sft.h"
 
 namespace strata::rl {
@@ -107,8 +108,14 @@ SftExample sft_example(const agent::Tokenizer& tok, const std::string& prompt_te
 
 // Trains `model` in place (its parameters must be float32 leaves); shows progress and calls
 // on_step(step, loss, trained tokens) after each optimiser step when given.
+//
+// Data parallel (`dist` with more than one rank; every rank holds the same `examples`): rank r
+// trains on the r-th of `world` contiguous shares of each batch, its loss weighted by its share of
+// the batch's trained tokens, and the gradients are summed across ranks before clipping, so N ranks
+// take the steps one process takes. The reported losses and token counts are the batch's.
 SftReport sft_train(agent::Model& model, const std::vector<SftExample>& examples,
                     const SftOptions& opts,
-                    const std::function<void(int, double, int64_t)>& on_step = nullptr);
+                    const std::function<void(int, double, int64_t)>& on_step = nullptr,
+                    const Distributed* dist = nullptr);
 
 }  // namespace strata::rl

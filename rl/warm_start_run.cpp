@@ -1,6 +1,7 @@
 #include "rl/warm_start_run.h"
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,6 +15,7 @@
 #include "data/corpus.h"
 #include "data/qa.h"
 #include "retrieval/client.h"
+#include "rl/distributed.h"
 
 namespace strata::rl {
 
@@ -104,11 +106,49 @@ if (cfg.source == SftSource::kWorld) {
   return examples;
 }
 
+namespace {
+// Examples as bytes (rank 0 builds them, the other ranks receive them): per example its length,
+// the ids and the trained flags.
+std::string pack_examples(const std::vector<SftExample>& examples) {
+  std::string out;
+  for (const auto& e : examples) {
+    const uint64_t n = e.ids.size();
+    out.append(reinterpret_cast<const char*>(&n), sizeof n);
+    out.append(reinterpret_cast<const char*>(e.ids.data()), n * sizeof(int32_t));
+    out.append(reinterpret_cast<const char*>(e.trained.data()), n);
+  }
+  return out;
+}
+std::vector<SftExample> unpack_examples(const std::string& s) {
+  std::vector<SftExample> out;
+  size_t at = 0;
+  while (at < s.size()) {
+    uint64_t n = 0;
+    STRATA_CHECK(at + sizeof n <= s.size(), "sft_train: rank 0's examples are cut short");
+    std::memcpy(&n, s.data() + at, sizeof n);
+    at += sizeof n;
+    STRATA_CHECK(n * (sizeof(int32_t) + 1) <= s.size() - at, "sft_train: rank 0's examples are cut short");
+    SftExample e;
+    e.ids.resize(n);
+    e.trained.resize(n);
+    std::memcpy(e.ids.data(), s.data() + at, n * sizeof(int32_t));
+    at += n * sizeof(int32_t);
+    std::memcpy(e.trained.data(), s.data() + at, n);
+    at += n;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+}  // namespace
+
 SftReport run_warm_start(const WarmStartConfig& cfg) {
   namespace fs = std::filesystem;
   cfg.validate();
   // Every cheap check before the tokenizer and the weights load.
-  const std::string device = agent::pick_device(cfg.device);
+  // Data parallel under torchrun (rl/distributed.h): rank 0 builds the examples and writes OUT.
+  const DistEnv denv = read_dist_env();
+  const bool root = denv.rank == 0;
+  const std::string device = agent::pick_device(device_for_rank(cfg.device, denv));
   STRATA_CHECK(fs::exists(cfg.model + "/config.json"), "model: " << cfg.model << "/config.json not found");
   if (cfg.source == SftSource::kWorld) {
     retrieval::ClientOptions co;
@@ -116,14 +156,23 @@ SftReport run_warm_start(const WarmStartConfig& cfg) {
     retrieval::require_healthy(retrieval::RetrievalClient(co).health(), "retriever");
   }
   if (cfg.threads > 0) at::set_num_threads(cfg.threads);
-  fs::create_directories(cfg.out_dir);
-  fs::remove(cfg.out_dir + "/DONE");
+  if (root) {
+    fs::create_directories(cfg.out_dir);
+    fs::remove(cfg.out_dir + "/DONE");
+  }
+  const Distributed dist(denv, torch::Device(device));
+  dist.require_same("the config (--config and --set)", std::to_string(std::hash<std::string>{}(config::to_json(cfg).dump())));
   const auto tok = agent::Tokenizer::from_file(cfg.model + "/tokenizer.json");
   agent::LoadOptions lo;
   lo.dtype = "float32";  // trained in fp32 whatever the checkpoint's storage type
   lo.device = device;
   auto model = agent::load_model(cfg.model, lo);
-  const auto examples = build_sft_examples(cfg, tok, cfg.out_dir + "/demonstrations.jsonl");
+  std::vector<SftExample> examples;
+  if (root) examples = build_sft_examples(cfg, tok, cfg.out_dir + "/demonstrations.jsonl");
+  if (dist.active()) {
+    examples = unpack_examples(dist.all_gather_bytes(root ? pack_examples(examples) : std::string())[0]);
+    dist.broadcast(model.parameters());
+  }
   int64_t trained = 0, total = 0;
   for (const auto& e : examples) {
     total += static_cast<int64_t>(e.ids.size());
@@ -131,8 +180,10 @@ SftReport run_warm_start(const WarmStartConfig& cfg) {
   }
   STRATA_LOG_INFO("{} examples, {} tokens, {} of them trained", examples.size(), total, trained);
 
-  std::ofstream log(cfg.out_dir + "/sft_log.jsonl");
+  std::ofstream log;
+  if (root) log.open(cfg.out_dir + "/sft_log.jsonl");
   const auto report = sft_train(model, examples, cfg.sft, [&](int step, double loss, int64_t tokens) {
+    if (!root) return;
     log << nlohmann::json{{"step", step}, {"loss", loss}, {"tokens", tokens}}.dump() << std::endl;
     if (cfg.save_every > 0 && step % cfg.save_every == 0) {
       char name[32];
@@ -140,7 +191,9 @@ SftReport run_warm_start(const WarmStartConfig& cfg) {
       torch::NoGradGuard ng;
       agent::save_model(model, cfg.out_dir + name, cfg.model);
     }
-  });
+  }, &dist);
+  dist.barrier();  // no rank leaves (rank 0 hosts the store) before every rank is done
+  if (!root) return report;
   {
     std::ofstream c(cfg.out_dir + "/config.json");
     c << config::to_json(cfg).dump(2) << "\n";

@@ -25,6 +25,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libstemmer-dev libicu-dev libpcre2-dev zlib1g-dev
   clang libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for scripts/fuzz.sh
   libfaiss-dev libopenblas0-pthread  # dense retrieval (retrieval/dense): faiss 1.7.3, OpenBLAS
+  libgloo-dev  # Gloo's headers for c10d's ProcessGroupGloo.hpp (rl/distributed.cpp; Gloo itself is in libtorch_cpu)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

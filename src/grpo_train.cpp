@@ -1,12 +1,15 @@
 // grpo_train: Stratified GRPO (or GRPO) training of a search agent against a retrieval daemon.
 //   grpo_train --config configs/demo.json [--set advantage.estimator=grpo] [--print-config]
 //   grpo_train --config configs/qwen2.5-3b_nq_hotpotqa_stratified_bm25.json [--resume]
+//   torchrun --nproc-per-node 2 --no-python build/bin/grpo_train --config ...   (data parallel,
+//   rl/distributed.h and docs/DISTRIBUTED.md)
 // Every config error (keys, device, model folder, tokenizer, QA file) is reported with exit status
 // 2, an unreachable retrieval daemon with 3, before any weights are loaded (rl/trainer.h).
 #include <cstdio>
 
 #include "core/cli.h"
 #include "core/config.h"
+#include "rl/distributed.h"
 #include "rl/trainer.h"
 
 int main(int argc, char** argv) {
@@ -33,7 +36,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     const auto s = strata::rl::train_grpo(cfg, resume);
-    std::printf("%s\n", strata::rl::format_summary(s).c_str());
+    if (strata::rl::read_dist_env().rank == 0)  // rank 0 holds the metrics (docs/DISTRIBUTED.md)
+      std::printf("%s\n", strata::rl::format_summary(s).c_str());
     return 0;
   });
 }

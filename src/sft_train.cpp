@@ -13,6 +13,7 @@
 
 #include "core/cli.h"
 #include "core/config.h"
+#include "rl/distributed.h"
 #include "rl/warm_start_run.h"
 
 int main(int argc, char** argv) {
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     const auto report = rl::run_warm_start(cfg);
+    if (rl::read_dist_env().rank != 0) return 0;  // rank 0 reports (data parallel: docs/DISTRIBUTED.md)
     std::printf("sft: %d steps, loss %.3f -> %.3f; policy in %s/model\n", report.steps, report.first_loss,
                 report.last_loss, cfg.out_dir.c_str());
     return 0;
