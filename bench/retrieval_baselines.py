@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""BM25 baselines for scripts/bench/retrieval.sh: bm25s and Xapian on the same corpus and queries.
+"""BM25 baselines for scripts/bench/retrieval.sh: bm25s, Xapian, PISA (pyterrier-pisa), tantivy
+and bm25-turbo on the same corpus and queries.
 
 For each system: index build time and size, then single-thread top-k latency per query, where a
 query costs tokenising it, retrieving and fetching each hit's id and contents (what strata's
@@ -8,6 +9,19 @@ bm25_bench times too). Writes one JSON line per system to --out and each query's
 
 Settings matched to strata's index: k1/b as given, Lucene's 33 English stop words, Snowball
 English stemmer; bm25s with method="lucene"; Xapian with BM25Weight(k1, k2=0, k3=1, b).
+Where the engines differ:
+  pisa       k1/b as given; PISA's tokenizer, its "lucene" stop list (the same 33 words) and
+             porter2 (Snowball English), but stop words are dropped from queries only: they
+             count in document lengths (strata, bm25s and Xapian drop them before counting, as
+             Lucene does); block_simdbp index, block-max WAND (its defaults), exact
+             BM25 scores (no quantisation); queries go to _pisathon.retrieve one at a time (no
+             pandas frame per query). PISA keeps no contents: they come from a Python list.
+  tantivy    tantivy's BM25 has k1 = 1.2, b = 0.75 fixed (not settable from Python); the analyzer
+             is set to match: simple tokenizer, lowercase, the 33 stop words, Snowball English.
+             Contents are a stored field, fetched per hit.
+  bm25turbo  method="lucene" with k1/b as given; its index() tokenizer only lowercases and
+             splits, so the corpus and each query are analysed first as for bm25s (PyStemmer
+             English, the 33 stop words) and passed as space-joined stems; contents from a list.
 """
 import argparse
 import json
@@ -30,6 +44,11 @@ def load_corpus(path):
             else:
                 contents.append('"%s"\n%s' % (rec.get("title", ""), rec["text"]))
     return ids, contents
+
+
+def package_version(name):
+    from importlib import metadata
+    return metadata.version(name)
 
 
 def dir_bytes(path):
@@ -101,12 +120,16 @@ def run_bm25s(args, ids, contents, queries):
     return stats, hits
 
 
+# Lucene's English stop words (what strata's analyzer drops).
+STOP_WORDS = ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in",
+              "into", "is", "it", "no", "not", "of", "on", "or", "such", "that", "the",
+              "their", "then", "there", "these", "they", "this", "to", "was", "will", "with"]
+
+
 def run_xapian(args, ids, contents, queries):
     import xapian
 
-    stop_words = ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in",
-                  "into", "is", "it", "no", "not", "of", "on", "or", "such", "that", "the",
-                  "their", "then", "there", "these", "they", "this", "to", "was", "will", "with"]
+    stop_words = STOP_WORDS
     stopper = xapian.SimpleStopper()
     for w in stop_words:
         stopper.add(w)
@@ -156,6 +179,128 @@ def run_xapian(args, ids, contents, queries):
     return stats, hits
 
 
+def run_pisa(args, ids, contents, queries):
+    import numpy as np
+    import pyterrier_pisa
+    from pyterrier_pisa import _pisathon
+
+    path = os.path.join(args.work, "pisa_index")
+    shutil.rmtree(path, ignore_errors=True)
+    index = pyterrier_pisa.PisaIndex(path, stemmer="porter2", stops="lucene", threads=1)
+    t0 = time.perf_counter()
+    index.index({"docno": str(n), "text": c} for n, c in enumerate(contents))
+    build_s = time.perf_counter() - t0
+    size = dir_bytes(path)
+    retr = index.bm25(k1=args.k1, b=args.b, num_results=args.k, threads=1)
+    ctxt = retr._ctxt  # the prepared index; queries go straight to PISA, without pandas frames
+    algorithm = retr.query_algorithm.value
+    qidx = np.empty(args.k, dtype=np.int32)
+    docnos = np.empty(args.k, dtype=object)
+    ranks = np.empty(args.k, dtype=np.int32)
+    scores = np.empty(args.k, dtype=np.float32)
+
+    def run_one(q, k):
+        n = _pisathon.retrieve(ctxt, algorithm, [(0, q)], k=k, threads=1, query_weighted=0,
+                               pretokenised=False, result_qidxs=qidx, result_docnos=docnos,
+                               result_ranks=ranks, result_scores=scores)
+        out = []
+        for j in range(n):
+            d = int(docnos[j])
+            out.append((ids[d], contents[d]))
+        return [i for i, _ in out]
+
+    stats, hits = timed_queries(queries, run_one, args.k)
+    stats.update({"system": "pisa", "build_s": build_s, "docs_per_s": len(ids) / build_s,
+                  "index_bytes": size, "version": pyterrier_pisa.__version__})
+    return stats, hits
+
+
+def run_tantivy(args, ids, contents, queries):
+    import re
+
+    import tantivy
+
+    path = os.path.join(args.work, "tantivy_index")
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("body", stored=False, tokenizer_name="strata_en", index_option="freq")
+    sb.add_text_field("contents", stored=True, index_option="basic", tokenizer_name="raw")
+    sb.add_unsigned_field("row", stored=True, indexed=False)
+    schema = sb.build()
+    analyzer = (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+                .filter(tantivy.Filter.lowercase())
+                .filter(tantivy.Filter.custom_stopword(STOP_WORDS))
+                .filter(tantivy.Filter.stemmer("english")).build())
+    t0 = time.perf_counter()
+    index = tantivy.Index(schema, path=path)
+    index.register_tokenizer("strata_en", analyzer)
+    writer = index.writer(heap_size=1_000_000_000, num_threads=1)
+    for n, c in enumerate(contents):
+        writer.add_document(tantivy.Document(body=c, contents=c, row=n))
+    writer.commit()
+    writer.wait_merging_threads()
+    build_s = time.perf_counter() - t0
+    size = dir_bytes(path)
+    index.reload()
+    searcher = index.searcher()
+    special = re.compile(r"[^\w\s]+")  # query syntax characters: the words alone, OR-ed
+
+    def run_one(q, k):
+        query, _ = index.parse_query_lenient(special.sub(" ", q), ["body"])
+        out = []
+        for _, addr in searcher.search(query, k).hits:
+            doc = searcher.doc(addr)
+            out.append((ids[doc["row"][0]], doc["contents"][0]))
+        return [i for i, _ in out]
+
+    stats, hits = timed_queries(queries, run_one, args.k)
+    stats.update({"system": "tantivy", "build_s": build_s, "docs_per_s": len(ids) / build_s,
+                  "index_bytes": size, "version": package_version("tantivy"),
+                  "k1": 1.2, "b": 0.75})
+    return stats, hits
+
+
+def run_bm25turbo(args, ids, contents, queries):
+    import Stemmer
+    from bm25_turbo_python import BM25
+
+    stemmer = Stemmer.Stemmer("english")
+    stops = set(STOP_WORDS)
+    word = __import__("re").compile(r"\w+")
+
+    def analyse(text):
+        return " ".join(stemmer.stemWords([w for w in word.findall(text.lower()) if w not in stops]))
+
+    path = os.path.join(args.work, "bm25turbo_index")
+    t0 = time.perf_counter()
+    engine = BM25(method="lucene", k1=args.k1, b=args.b)
+    engine.index([analyse(c) for c in contents])
+    build_s = time.perf_counter() - t0
+    size = 0
+    try:
+        engine.save(path)
+        size = os.path.getsize(path) if os.path.isfile(path) else dir_bytes(path)
+    except Exception as e:  # persistence is an optional feature of the wheel
+        print("bm25turbo: no index size (save failed: %s)" % e, file=sys.stderr)
+
+    def run_one(q, k):
+        a = analyse(q)
+        if not a:
+            return []
+        docs, scores = engine.search(a, k=k)
+        out = []
+        for d, s in zip(docs, scores):
+            if s > 0:
+                out.append((ids[int(d)], contents[int(d)]))
+        return [i for i, _ in out]
+
+    stats, hits = timed_queries(queries, run_one, args.k)
+    stats.update({"system": "bm25turbo", "build_s": build_s, "docs_per_s": len(ids) / build_s,
+                  "index_bytes": size, "version": package_version("bm25-turbo")})
+    return stats, hits
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--corpus", required=True)
@@ -173,7 +318,8 @@ def main():
     ids, contents = load_corpus(args.corpus)
     with open(args.queries, encoding="utf-8") as f:
         queries = [line.rstrip("\n") for line in f if line.strip()]
-    runners = {"bm25s": run_bm25s, "xapian": run_xapian}
+    runners = {"bm25s": run_bm25s, "xapian": run_xapian, "pisa": run_pisa,
+               "tantivy": run_tantivy, "bm25turbo": run_bm25turbo}
     for name in args.systems.split(","):
         print("baseline %s: %d passages, %d queries" % (name, len(ids), len(queries)),
               file=sys.stderr, flush=True)

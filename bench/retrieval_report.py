@@ -67,7 +67,8 @@ def main():
         for r in read_jsonl(os.path.join(d, "baselines.json")):
             rows.append(("%s %s" % (r["system"], r.get("version", "")), r))
         hits = {key: read_hits(os.path.join(d, "hits", key + ".txt"))
-                for key in ("strata", "strata_english", "bm25s", "xapian")}
+                for key in ("strata", "strata_english", "bm25s", "xapian", "pisa", "tantivy",
+                            "bm25turbo")}
         ndocs = rows[0][1].get("num_docs") if rows else 0
         qpath = os.path.join(d, "queries.txt")
         nq = sum(1 for line in open(qpath, encoding="utf-8") if line.strip()) \
@@ -89,16 +90,28 @@ def main():
             print("\nstrata search_batch on all cores: %.0f QPS; index load (mmap) %.1f ms; "
                   "exact-vs-exhaustive mismatches: %s"
                   % (st["batch_qps"], st["load_ms"], st.get("verify_mismatches", "not checked")))
+        if st and st.get("slowest"):
+            print("\nThe slowest %d queries (1%%; each by its fastest pass), with the document "
+                  "frequency of each index term:\n" % len(st["slowest"]))
+            print("| ms | query | terms (df) |")
+            print("|---:|---|---|")
+            for q in st["slowest"]:
+                terms = ", ".join("%s (%d)" % (t["term"], t["df"]) for t in q["terms"])
+                print("| %.2f | %s | %s |" % (q["ms"], q["query"].replace("|", "/"), terms))
         last = (rows, hits)
     qps = {}
     for sysname, r in last[0]:
         qps[sysname.split()[0] if "strata" not in sysname else sysname] = r.get("qps")
     s = qps.get("strata (porter, default)")
-    ratio = lambda other: ("%.1f" % (s / other)) if s and other else "na"
+    ratio = lambda other: ("%.2f" % (s / other)) if s and other else "na"
     ov = overlap(last[1].get("strata"), last[1].get("bm25s"))
+    st = dict(last[0]).get("strata (porter, default)", {})
+    tail = ("%.1f" % (st["p99_ms"] / st["p50_ms"])) if st.get("p50_ms") else "na"
     print("\nretrieval: qps_vs_bm25s=%s qps_vs_xapian=%s overlap10=%s server_rps=%s p99_ms=%s" % (
         ratio(qps.get("bm25s")), ratio(qps.get("xapian")),
         ("%.3f" % ov) if ov is not None else "na", args.server_rps, args.server_p99))
+    print("retrieval: qps_vs_pisa=%s qps_vs_tantivy=%s qps_vs_turbo=%s p99_over_p50=%s" % (
+        ratio(qps.get("pisa")), ratio(qps.get("tantivy")), ratio(qps.get("bm25turbo")), tail))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Retrieval benchmark: strata's BM25 index against bm25s and Xapian, side by side, on the same
-# corpora and queries:
+# Retrieval benchmark: strata's BM25 index against bm25s, Xapian, PISA, tantivy and bm25-turbo,
+# side by side, on the same corpora and queries (where each engine differs in k1/b, stop words or
+# stemming: bench/retrieval_baselines.py):
 #   - wiki18: ../shared/data/real/wiki18_sample_1000.jsonl with the 1,017 questions of the shared
 #     NQ / HotpotQA / 2Wiki samples
 #   - world:  a make_world corpus (BENCH_ENTITIES=870000 gives ~1,000,000 passages) with the
@@ -11,23 +12,26 @@
 #   scripts/bench/retrieval.sh                         # full run (~15 min on 2 cores)
 #   BENCH_ENTITIES=100000 scripts/bench/retrieval.sh   # quicker, ~115k passages
 #
-# Environment: STRATA_BUILD_DIR (default build/), BENCH_DIR (default /tmp/strata-bench-retrieval),
-# BENCH_ENTITIES, BENCH_SYSTEMS (default bm25s,xapian). The last line is
+# Environment: STRATA_BUILD_DIR (default build/), BENCH_SKIP_BUILD=1 (use the binaries there as
+# they are), BENCH_DIR (default /tmp/strata-bench-retrieval),
+# BENCH_ENTITIES, BENCH_SYSTEMS (default bm25s,xapian,pisa,tantivy,bm25turbo). The last lines are
 #   retrieval: qps_vs_bm25s=<x> qps_vs_xapian=<y> overlap10=<z> server_rps=<n> p99_ms=<m>
-# with the ratios taken on the world corpus.
+#   retrieval: qps_vs_pisa=<a> qps_vs_tantivy=<b> qps_vs_turbo=<c> p99_over_p50=<d>
+# with the ratios (strata's single-thread QPS over each engine's) taken on the world corpus.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD_DIR="${STRATA_BUILD_DIR:-$ROOT/build}"
 WORK="${BENCH_DIR:-/tmp/strata-bench-retrieval}"
 ENTITIES="${BENCH_ENTITIES:-870000}"
-SYSTEMS="${BENCH_SYSTEMS:-bm25s,xapian}"
+SYSTEMS="${BENCH_SYSTEMS:-bm25s,xapian,pisa,tantivy,bm25turbo}"
 SHARED_REAL="${STRATA_SHARED_DIR:-$ROOT/../shared}/data/real"
 BIN="$BUILD_DIR/bin"
 log() { echo "[bench] $*" >&2; }
 
 # ---- bench-only dependencies (idempotent) -------------------------------------------------
-# Xapian's Python bindings come from Debian (for /usr/bin/python3); bm25s and PyStemmer are
-# pinned from PyPI into a venv that also sees the system packages.
+# Xapian's Python bindings come from Debian (for /usr/bin/python3); bm25s, PyStemmer, PISA
+# (pyterrier-pisa), tantivy and bm25-turbo are pinned from PyPI into a venv that also sees the
+# system packages.
 if ! /usr/bin/python3 -c "import xapian, numpy, scipy" 2>/dev/null; then
   log "installing python3-xapian, numpy, scipy (Debian)"
   apt-get update -qq
@@ -35,18 +39,22 @@ if ! /usr/bin/python3 -c "import xapian, numpy, scipy" 2>/dev/null; then
     python3-scipy python3-venv >/dev/null
 fi
 VENV="$BUILD_DIR/bench-venv"
-if ! "$VENV/bin/python" -c "import bm25s, Stemmer, xapian" 2>/dev/null; then
-  log "creating $VENV with bm25s and PyStemmer"
+if ! "$VENV/bin/python" -c "import bm25s, Stemmer, xapian, pyterrier_pisa, tantivy, bm25_turbo_python" 2>/dev/null; then
+  log "creating $VENV with bm25s, PyStemmer, pyterrier-pisa, tantivy and bm25-turbo"
   /usr/bin/python3 -m venv --system-site-packages "$VENV"
-  "$VENV/bin/pip" install -q bm25s==0.3.16 PyStemmer==3.1.0
+  "$VENV/bin/pip" install -q bm25s==0.3.16 PyStemmer==3.1.0 pyterrier-pisa==0.4.9 tantivy==0.27.0 \
+    bm25-turbo==0.2.0
 fi
 PY="$VENV/bin/python"
 
 # ---- build -------------------------------------------------------------------------------
-if [ ! -f "$BUILD_DIR/build.ninja" ]; then
-  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTRATA_WITH_TORCH=OFF
+# BENCH_SKIP_BUILD=1 takes build_index, bm25_bench and make_world as they are in $BUILD_DIR/bin.
+if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
+  if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+    cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTRATA_WITH_TORCH=OFF
+  fi
+  cmake --build "$BUILD_DIR" --target build_index bm25_bench make_world
 fi
-cmake --build "$BUILD_DIR" --target build_index bm25_bench make_world
 
 # ---- one corpus: strata (two stemmers) and the baselines -----------------------------------
 now() { date +%s.%N; }
