@@ -18,7 +18,7 @@ torch::Dtype parse_dtype(const std::string& name) {
   if (name == "float32" || name == "fp32") return torch::kFloat32;
   if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
   if (name == "float16" || name == "fp16") return torch::kFloat16;
-  STRATA_FAIL("unsupported dtype '" << name << "' (float32, bfloat16, float16)");
+  STRATA_FAIL("unsupported dtype '" << name << "' (float32, bfloat16, float16; int8 where an inference copy is meant)");
 }
 
 std::string dtype_name(torch::Dtype dtype) {
@@ -67,8 +67,10 @@ std::map<std::string, torch::Tensor> load_safetensors_dir(const std::string& dir
 Model load_model(const std::string& dir, const LoadOptions& options) {
   ModelConfig config = load_model_config(dir);
   const std::string dev = pick_device(options.device);
-  const torch::Dtype dtype =
-      options.dtype == "auto" ? (dev != "cpu" ? torch::kBFloat16 : torch::kFloat32) : parse_dtype(options.dtype);
+  const bool int8 = options.dtype == "int8";
+  const torch::Dtype dtype = options.dtype == "auto" ? (dev != "cpu" ? torch::kBFloat16 : torch::kFloat32)
+                             : int8                 ? torch::kBFloat16
+                                                    : parse_dtype(options.dtype);
   auto weights = load_safetensors_dir(dir);
   for (auto& kv : weights) {
     // A view of the mapping when dtype and device already match; otherwise one converted copy.
@@ -83,7 +85,9 @@ Model load_model(const std::string& dir, const LoadOptions& options) {
                                                  << " (a diverged or damaged checkpoint)");
   }
   try {
-    return Model(config, weights);
+    Model model(config, weights);
+    if (int8) model.quantize_int8();
+    return model;
   } catch (const Error& e) {
     STRATA_FAIL("cannot load model '" << dir << "': " << e.what());
   }
@@ -91,6 +95,7 @@ Model load_model(const std::string& dir, const LoadOptions& options) {
 
 void save_model(const Model& model, const std::string& dir, const std::string& tokenizer_dir) {
   STRATA_CHECK(model.defined(), "save_model: empty model");
+  STRATA_CHECK(!model.is_int8(), "save_model: an int8 inference copy is not a checkpoint; save the float model");
   fs::create_directories(dir);
   ModelConfig config = model.config();
   config.torch_dtype = dtype_name(model.dtype());

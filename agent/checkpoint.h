@@ -11,7 +11,10 @@ namespace strata::agent {
 
 struct LoadOptions {
   std::string device = "cpu";  // "auto", "cpu", "cuda" or "cuda:N" (see pick_device)
-  std::string dtype = "auto";  // "auto" (float32 on CPU, bfloat16 on CUDA), float32, bfloat16, float16
+  // "auto" (float32 on CPU, bfloat16 on CUDA), float32, bfloat16, float16, or int8 (bf16 weights
+  // turned into an int8 inference copy: Model::quantize_int8). Programs resolve their "auto" with
+  // auto_inference_dtype (agent/runtime.h) first.
+  std::string dtype = "auto";
 };
 
 // Loads `dir` (config.json + weights). Errors name the file, or the tensor and both shapes.

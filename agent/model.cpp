@@ -1,3 +1,5 @@
+// Over 450 lines: the forward, the gradient-checkpointed layer and the int8 rollout copy (quantise,
+// refresh) all work on the private layer layout, which is best kept in one file.
 #include "agent/model.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -157,7 +159,7 @@ std::map<std::string, Tensor> Model::named_parameters() const {
   std::map<std::string, Tensor> out;
   out["model.embed_tokens.weight"] = embed_;
   out["model.norm.weight"] = norm_;
-  if (!config_.tie_word_embeddings) out["lm_head.weight"] = lm_head_;
+  if (!config_.tie_word_embeddings && lm_head_.defined()) out["lm_head.weight"] = lm_head_;  // int8 copies: in head_q_
   const auto specs = layer_specs(config_);
   for (size_t l = 0; l < layers_.size(); ++l)
     for (size_t i = 0; i < specs.size(); ++i)
@@ -180,6 +182,14 @@ void Model::to(torch::Device device, torch::Dtype dtype) {
   conv(lm_head_);
   for (auto& l : layers_)
     for (auto& w : l.w) conv(w);
+  auto conv_q = [&](Int8Weight& q) {
+    if (!q.defined()) return;
+    q.q = q.q.to(device);
+    q.scale = q.scale.to(device, dtype);
+  };
+  conv_q(head_q_);
+  for (auto& l : layers_)
+    for (auto& q : l.q) conv_q(q);
   inv_freq_ = inv_freq_.to(device);
 }
 
@@ -207,9 +217,9 @@ Tensor Model::attention(const Layer& L, const Tensor& x, const Tensor& cos, cons
   const int64_t B = x.size(0), T = x.size(1), D = config_.head_dim, Hq = config_.num_attention_heads,
                 Hk = config_.num_key_value_heads;
   // q: [B, Hq, T, D]; k, v: [B, Hk, T, D]
-  Tensor q = linear(x, L.w[kQ], L.w[kQb]).view({B, T, Hq, D}).transpose(1, 2);
-  Tensor k = linear(x, L.w[kK], L.w[kKb]).view({B, T, Hk, D}).transpose(1, 2);
-  Tensor v = linear(x, L.w[kV], L.w[kVb]).view({B, T, Hk, D}).transpose(1, 2);
+  Tensor q = proj(L, kQ, kQb, x).view({B, T, Hq, D}).transpose(1, 2);
+  Tensor k = proj(L, kK, kKb, x).view({B, T, Hk, D}).transpose(1, 2);
+  Tensor v = proj(L, kV, kVb, x).view({B, T, Hk, D}).transpose(1, 2);
   q = q * cos + rotate_half(q) * sin;
   k = k * cos + rotate_half(k) * sin;
   if (cache != nullptr) {
@@ -236,7 +246,7 @@ Tensor Model::attention(const Layer& L, const Tensor& x, const Tensor& cos, cons
   }
   Tensor out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, std::nullopt, /*enable_gqa=*/Hq != Hk);
   out = out.transpose(1, 2).reshape({B, T, Hq * D});
-  return linear(out, L.w[kO], L.w[kOb]);
+  return proj(L, kO, kOb, out);
 }
 
 Tensor Model::block(const Layer& L, const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& mask,
@@ -246,8 +256,8 @@ Tensor Model::block(const Layer& L, const Tensor& x, const Tensor& cos, const Te
   Tensor h = x + attention(L, rms_norm(x, L.w[kInNorm], eps), cos, sin, mask, cache, layer, slot_idx, pos_idx, kv_len,
                          slot_first);
   Tensor n = rms_norm(h, L.w[kPostNorm], eps);
-  Tensor act = torch::silu(linear(n, L.w[kGate], L.w[kGateB])) * linear(n, L.w[kUp], L.w[kUpB]);
-  return h + linear(act, L.w[kDown], L.w[kDownB]);
+  Tensor act = torch::silu(proj(L, kGate, kGateB, n)) * proj(L, kUp, kUpB, n);
+  return h + proj(L, kDown, kDownB, act);
 }
 
 std::vector<Tensor> Model::layer_weights(int64_t layer) const {
@@ -294,6 +304,7 @@ Tensor Model::hidden_states(const Tensor& input_ids, const Tensor& attention_mas
   mask = mask.unsqueeze(1);
   Tensor x = torch::embedding(embed_, ids);
   const bool ckpt = options.gradient_checkpointing && torch::GradMode::is_enabled();
+  STRATA_CHECK(!(ckpt && is_int8()), "gradient checkpointing needs float weights; this model is an int8 rollout copy");
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
     if (ckpt) {
       std::vector<Tensor> inputs = {x, cos, sin, mask};
@@ -306,7 +317,63 @@ Tensor Model::hidden_states(const Tensor& input_ids, const Tensor& attention_mas
   return rms_norm(x, norm_, config_.rms_norm_eps);
 }
 
-Tensor Model::lm_head(const Tensor& hidden) const { return torch::nn::functional::linear(hidden, lm_head_weight()); }
+Tensor Model::lm_head(const Tensor& hidden) const {
+  if (head_q_.defined()) return int8_linear(hidden, head_q_);
+  return torch::nn::functional::linear(hidden, lm_head_weight());
+}
+
+Tensor Model::proj(const Layer& L, W w, W b, const Tensor& x) const {
+  if (L.q[w].defined()) return int8_linear(x, L.q[w], L.w[b]);
+  return linear(x, L.w[w], L.w[b]);
+}
+
+void Model::quantize_int8() {
+  STRATA_CHECK(defined(), "quantize_int8 on an empty model");
+  STRATA_CHECK(!is_int8(), "quantize_int8: the model is int8 already");
+  const auto dtype = this->dtype();
+  STRATA_CHECK(dtype == torch::kBFloat16 || dtype == torch::kFloat32,
+               "quantize_int8: the activations must be bfloat16 or float32, the model is " << c10::toString(dtype));
+  torch::NoGradGuard ng;
+  for (auto& L : layers_)
+    for (W i : {kQ, kK, kV, kO, kGate, kUp, kDown}) {
+      L.q[i] = agent::quantize_int8(L.w[i], dtype);
+      L.w[i] = Tensor();
+    }
+  head_q_ = agent::quantize_int8(lm_head_weight(), dtype);
+  lm_head_ = Tensor();
+}
+
+void Model::refresh_from(const Model& trained) {
+  STRATA_CHECK(trained.defined() && defined(), "refresh_from: an empty model");
+  STRATA_CHECK(trained.config_.hidden_size == config_.hidden_size && trained.layers_.size() == layers_.size() &&
+                   trained.config_.vocab_size == config_.vocab_size &&
+                   trained.config_.tie_word_embeddings == config_.tie_word_embeddings,
+               "refresh_from: the trained model has another shape");
+  STRATA_CHECK(!trained.is_int8(), "refresh_from: the source must hold float weights");
+  torch::NoGradGuard ng;
+  auto copy = [](Tensor& dst, const Tensor& src) {
+    if (dst.defined()) dst.copy_(src);
+  };
+  copy(embed_, trained.embed_);
+  copy(norm_, trained.norm_);
+  copy(lm_head_, trained.lm_head_);
+  for (size_t l = 0; l < layers_.size(); ++l)
+    for (int i = 0; i < kCount; ++i) {
+      copy(layers_[l].w[i], trained.layers_[l].w[i]);
+      if (layers_[l].q[i].defined()) requantize_int8(layers_[l].q[i], trained.layers_[l].w[i]);
+    }
+  if (head_q_.defined()) requantize_int8(head_q_, trained.lm_head_weight());
+}
+
+std::map<std::string, Int8Weight> Model::int8_weights() const {
+  std::map<std::string, Int8Weight> out;
+  if (head_q_.defined()) out["lm_head.weight"] = head_q_;
+  const auto specs = layer_specs(config_);
+  for (size_t l = 0; l < layers_.size(); ++l)
+    for (size_t i = 0; i < specs.size(); ++i)
+      if (layers_[l].q[i].defined()) out[layer_prefix(static_cast<int64_t>(l)) + specs[i].suffix] = layers_[l].q[i];
+  return out;
+}
 
 Tensor Model::forward(const Tensor& input_ids, const Tensor& attention_mask, const Tensor& position_ids,
                       const ForwardOptions& options) const {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/int8_linear.h"
 #include "agent/model_config.h"
 
 namespace strata::agent {
@@ -70,11 +71,28 @@ class Model {
   // Rotary tables for positions [B, T]: cos, sin [B, 1, T, D] in the model dtype.
   std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions) const;
 
+  // Rollout copies (rl's rollout_precision). quantize_int8() turns every linear layer's weight
+  // and the lm_head into int8 with per-output-channel scales in dtype() (agent/int8_linear.h) and
+  // drops their float copies; the embedding, norms, biases and activations stay in dtype() (a
+  // tied lm_head gets its own int8 copy of the embedding). Such a model is for inference only:
+  // forward, forward_cached, lm_head and log-probs, without gradients or checkpointing;
+  // named_parameters() lists only its float weights.
+  void quantize_int8();
+  bool is_int8() const { return head_q_.defined(); }
+  // Copies every weight of `trained` (a model of the same config, any dtype or device) into this
+  // one's tensors in place: cast to this model's dtype, or re-quantised where this model holds
+  // int8 (equal to a fresh quantize_int8 of the trained weights).
+  void refresh_from(const Model& trained);
+  // The int8 matrices under their HF names ("lm_head.weight" for the head, tied or not).
+  std::map<std::string, Int8Weight> int8_weights() const;
+
  private:
   enum W { kInNorm, kQ, kQb, kK, kKb, kV, kVb, kO, kOb, kPostNorm, kGate, kGateB, kUp, kUpB, kDown, kDownB, kCount };
   struct Layer {
     torch::Tensor w[kCount];
+    Int8Weight q[kCount];  // int8 copies of the matrices (quantize_int8), else undefined
   };
+  torch::Tensor proj(const Layer& l, W w, W b, const torch::Tensor& x) const;
   std::vector<std::pair<std::string, torch::Tensor*>> slots_();
   torch::Tensor attention(const Layer& l, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                           const torch::Tensor& mask, KVCache* cache, int64_t layer, const torch::Tensor& slot_idx,
@@ -88,6 +106,7 @@ class Model {
   torch::Tensor embed_;    // [V, H]
   torch::Tensor norm_;     // [H]
   torch::Tensor lm_head_;  // [V, H] when untied
+  Int8Weight head_q_;      // int8 lm_head (quantize_int8), tied or not
   torch::Tensor inv_freq_; // [D/2] float32, rope scaling applied
   std::vector<Layer> layers_;
 };

@@ -92,4 +92,17 @@ MatmulBench bench_matmul(int n, int reps, const std::string& dtype, const std::s
   return out;
 }
 
+bool cpu_has_bf16_dot() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+#else
+  return false;
+#endif
+}
+
+std::string auto_inference_dtype(const std::string& device) {
+  return device != "cpu" || cpu_has_bf16_dot() ? "bfloat16" : "float32";
+}
+
 }  // namespace strata::agent

@@ -29,6 +29,15 @@ bool is_device_name(const std::string& name, bool allow_auto = false);
 // strata::Error that starts with "device: ".
 std::string pick_device(const std::string& requested);
 
+// The CPU has bf16 dot-product instructions (AVX512-BF16 or AMX-BF16), which oneDNN uses for
+// bf16 matrix products.
+bool cpu_has_bf16_dot();
+// What "auto" weights mean for inference on `device` (a canonical name, see pick_device):
+// "bfloat16" on CUDA and on CPUs with bf16 dot products (decoding reads every weight once per
+// token, so half the bytes is about half the time), "float32" elsewhere. The one rule behind
+// generate --dtype auto, evaluate --dtype auto and grpo_train's rollout_precision auto.
+std::string auto_inference_dtype(const std::string& device);
+
 struct MatmulBench {
   int n = 0;              // square matrix size
   std::string dtype;      // "float32" or "bfloat16"

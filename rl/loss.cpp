@@ -12,6 +12,7 @@ void LossOptions::validate() const {
   STRATA_CHECK(log_ratio_clamp > 0, "log_ratio_clamp: expected > 0, got " << log_ratio_clamp);
   STRATA_CHECK(kl_coef >= 0, "kl_coef: expected >= 0, got " << kl_coef);
   STRATA_CHECK(norm_length >= 0, "norm_length: expected >= 0, got " << norm_length);
+  STRATA_CHECK(tis_cap == 0 || tis_cap >= 1, "tis_cap: expected 0 (off) or a value >= 1, got " << tis_cap);
 }
 
 torch::Tensor aggregate(const torch::Tensor& values, const torch::Tensor& mask,
@@ -44,6 +45,13 @@ torch::Tensor kl_estimate(const torch::Tensor& logprobs, const torch::Tensor& re
   STRATA_FAIL("kl_estimator: kl_estimate needs k1, k2 or k3, got off");
 }
 
+torch::Tensor tis_weights(const torch::Tensor& old_logprobs, const torch::Tensor& rollout_logprobs, double cap,
+                          double log_ratio_clamp) {
+  torch::NoGradGuard ng;
+  const auto log_ratio = (old_logprobs.detach() - rollout_logprobs.detach()).clamp(-log_ratio_clamp, log_ratio_clamp);
+  return torch::exp(log_ratio).clamp_max(cap);
+}
+
 LossOutput policy_loss(const LossInputs& in, const LossOptions& opts) {
   opts.validate();
   STRATA_CHECK(in.logprobs.dim() == 2, "logprobs must be [B, T], got " << in.logprobs.sizes());
@@ -66,6 +74,17 @@ LossOutput policy_loss(const LossInputs& in, const LossOptions& opts) {
     const auto neg = adv < 0;
     dual_hit = neg & (pg > bound);
     pg = torch::where(neg, torch::min(pg, bound), pg);
+  }
+  torch::Tensor tis_ratio;  // before the cap
+  const bool tis = in.rollout_logprobs.defined() && opts.tis_cap > 0;
+  if (tis) {
+    STRATA_CHECK(in.rollout_logprobs.sizes() == in.logprobs.sizes(), "rollout_logprobs must be [B, T] as logprobs");
+    {
+      torch::NoGradGuard ng;
+      tis_ratio = torch::exp((in.old_logprobs.detach() - in.rollout_logprobs.to(dtype))
+                                 .clamp(-opts.log_ratio_clamp, opts.log_ratio_clamp));
+    }
+    pg = pg * tis_ratio.clamp_max(opts.tis_cap);
   }
 
   LossOutput out;
@@ -97,6 +116,12 @@ LossOutput policy_loss(const LossInputs& in, const LossOptions& opts) {
   out.clip_frac = masked_sum(pg2 > pg1) / denom;
   if (dual_hit.defined()) out.dual_clip_frac = masked_sum(dual_hit) / denom;
   out.ratio_mean = masked_sum(ratio) / denom;
+  if (tis) {
+    out.tis = true;
+    out.tis_ratio_sum = masked_sum(tis_ratio);
+    out.tis_ratio_max = n > 0 ? torch::where(in_mask, tis_ratio, torch::zeros_like(tis_ratio)).max().item<double>() : 0;
+    out.tis_capped = static_cast<int64_t>(masked_sum(tis_ratio > opts.tis_cap));
+  }
   out.approx_kl_behaviour = masked_sum(-log_ratio) / denom;
   return out;
 }

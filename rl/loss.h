@@ -1,7 +1,19 @@
 // The policy loss of GRPO-family training: PPO's clipped surrogate on per-token importance
-// ratios, KL to a frozen reference policy, an optional entropy bonus, and the aggregation modes
-// of veRL. Every term and every logged metric uses the same loss mask (policy tokens only; the
+// ratios, KL to a frozen reference policy, an optional entropy bonus, the aggregation modes of
+// veRL, and truncated importance sampling (TIS) for rollouts sampled from another copy of the
+// weights. Every term and every logged metric uses the same loss mask (policy tokens only; the
 // prompt and retrieved tokens are 0).
+//
+// TIS: when the rollouts sample from a bf16 or int8 copy of the policy, the tokens come from
+// pi_rollout, not from pi_trained (whose log-probs the loss's old log-probs are). PPO's ratio
+// pi / pi_old then corrects for the policy's moves but not for the sampler's mismatch: every
+// token's gradient is weighted by how likely the *sampler* found it, so tokens the copy
+// over-samples pull harder, and the expected gradient is that of another policy (a bias that
+// grows with the mismatch and, left alone, can end in collapse, as reported for vLLM samplers).
+// The correction weights each token's policy-gradient term by
+//   w = min(exp(logp_old - logp_rollout), C),   C = tis_cap
+// (as veRL, slime and SkyRL do): the importance weight of the sample, truncated at C to bound
+// its variance. The weights carry no gradient; the KL and entropy terms are not weighted.
 #pragma once
 
 #include <torch/torch.h>
@@ -38,6 +50,7 @@ struct LossOptions {
   Aggregation aggregation = Aggregation::kTokenMean;
   int norm_length = 0;          // seq-mean-token-sum-norm divides each sequence's sum by this;
                                 // 0 = the batch's padded length T
+  double tis_cap = 2.0;         // TIS cap C (used when rollout log-probs are given); 0 = TIS off
 
   void validate() const;  // throws strata::Error naming the bad key and value
   bool kl_on() const { return kl_estimator != KlEstimator::kOff && kl_coef > 0; }
@@ -53,6 +66,9 @@ struct LossOptions {
     v("aggregation", aggregation,
       "token-mean, seq-mean-token-mean, seq-mean-token-sum or seq-mean-token-sum-norm");
     v("norm_length", norm_length, "divisor of seq-mean-token-sum-norm; 0 = padded length");
+    v("tis_cap", tis_cap,
+      "truncated importance sampling for rollouts from a bf16/int8 copy: each token's policy-gradient term is "
+      "weighted by min(pi_trained_old / pi_rollout, tis_cap); 0 = off (>= 1 otherwise)");
   }
 };
 
@@ -63,6 +79,9 @@ struct LossInputs {
   torch::Tensor advantages;    // [B] per sequence, or [B, T] per token
   torch::Tensor mask;          // [B, T] 1 for policy tokens, 0 for prompt/observation/padding
   torch::Tensor entropy;       // [B, T] per-token entropy; undefined when entropy_coef is 0
+  // [B, T] the sampler's log-probs of the taken tokens when it was another copy of the weights
+  // (bf16, int8): TIS applies (when tis_cap > 0). Undefined = the policy sampled itself.
+  torch::Tensor rollout_logprobs;
 };
 
 struct LossOutput {
@@ -75,7 +94,17 @@ struct LossOutput {
   double ratio_mean = 0;    // mean importance ratio over masked tokens
   double approx_kl_behaviour = 0;  // mean (old - new) log-prob over masked tokens
   int64_t tokens = 0;       // masked-in tokens
+  // TIS (only when it ran): the ratio exp(logp_old - logp_rollout) before the cap, over masked
+  // tokens: sum (for means across micro-batches), max, and how many exceeded the cap.
+  bool tis = false;
+  double tis_ratio_sum = 0, tis_ratio_max = 0;
+  int64_t tis_capped = 0;
 };
+
+// TIS weights min(exp(old_logprobs - rollout_logprobs), cap) per token ([B, T], no gradient); the
+// log ratio is clamped to +-log_ratio_clamp first, as PPO's.
+torch::Tensor tis_weights(const torch::Tensor& old_logprobs, const torch::Tensor& rollout_logprobs, double cap,
+                          double log_ratio_clamp = 20);
 
 // Aggregates a [B, T] per-token quantity under the mask with the given mode.
 torch::Tensor aggregate(const torch::Tensor& values, const torch::Tensor& mask,

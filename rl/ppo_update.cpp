@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <optional>
 
 #include "agent/logprobs.h"
@@ -214,6 +215,8 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
 
   // Sums over the mini-batches applied: their aggregated losses (global), and token counts.
   double sum_pg = 0, sum_kl = 0, sum_ent = 0, sum_norm = 0, clipped = 0, tokens = 0;
+  double tis_sum = 0, tis_max = 0, tis_capped = 0, tis_tokens = 0;  // TIS (rl/loss.h), this rank's
+  bool tis_ran = false;
   const bool entropy_in_loss = loss.entropy_coef != 0;
   for (const auto& order : orders) {
     for (size_t m0 = 0; m0 < order.size(); m0 += opts.mini_batch) {
@@ -258,6 +261,7 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
         in.advantages = torch::tensor(adv).to(dev);     // [n]
         in.mask = p.mask.to(dev);                       // [n, T]
         in.entropy = cur.entropy;
+        if (opts.rollout_copy) in.rollout_logprobs = p.behaviour.to(dev);  // TIS (rl/loss.h)
         auto lopts = loss;
         if (!use_ref) lopts.kl_estimator = KlEstimator::kOff;
         const auto out = policy_loss(in, lopts);
@@ -291,6 +295,13 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
         mb_ent += out.entropy * w;
         mb_clipped += out.clip_frac * static_cast<double>(out.tokens);
         mb_tokens += static_cast<double>(out.tokens);
+        if (out.tis) {
+          tis_ran = true;
+          tis_sum += out.tis_ratio_sum;
+          tis_max = std::max(tis_max, out.tis_ratio_max);
+          tis_capped += static_cast<double>(out.tis_capped);
+          tis_tokens += static_cast<double>(out.tokens);
+        }
       }
       const auto params = mixed ? precision.master : model_params;
       if (dp.active()) {
@@ -340,6 +351,16 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
     mismatch = g[0], mismatch_tokens = g[1];
     st.old_logprob_rows = static_cast<int64_t>(g[2]);
     st.ref_logprob_rows = static_cast<int64_t>(g[3]);
+    // TIS over every rank's tokens: sums reduced, the maximum gathered.
+    const auto t = dp.all_reduce_sum({tis_ran ? 1.0 : 0.0, tis_sum, tis_capped, tis_tokens});
+    tis_ran = t[0] > 0, tis_sum = t[1], tis_capped = t[2], tis_tokens = t[3];
+    std::string mine(sizeof(double), '\0');
+    std::memcpy(mine.data(), &tis_max, sizeof(double));
+    for (const auto& b : dp.all_gather_bytes(mine)) {
+      double v = 0;
+      if (b.size() == sizeof(double)) std::memcpy(&v, b.data(), sizeof(double));
+      tis_max = std::max(tis_max, v);
+    }
   }
   const double steps = std::max(1, st.optimizer_steps);
   st.pg_loss = sum_pg / steps;
@@ -348,6 +369,11 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
   st.entropy = sum_ent / steps;
   st.clip_frac = tokens > 0 ? clipped / tokens : 0.0;
   st.grad_norm = st.optimizer_steps ? sum_norm / st.optimizer_steps : 0.0;
+  if (tis_ran) {
+    st.tis_ratio_mean = tis_sum / std::max(1.0, tis_tokens);
+    st.tis_ratio_max = tis_max;
+    st.tis_capped_frac = tis_capped / std::max(1.0, tis_tokens);
+  }
   return st;
 }
 

@@ -44,6 +44,10 @@ struct UpdateOptions {
   // Logits are divided by this, as when sampling. Not a config key: grpo_train sets it to
   // rollout.temperature, the temperature the rollouts were sampled at (kRemovedKeys).
   double temperature = 1.0;
+  // Not a config key: grpo_train sets it when the rollouts sampled from another copy of the
+  // weights (bf16 or int8, rollout_precision), so that the loss applies TIS with the trajectories'
+  // behaviour log-probs (loss.tis_cap, rl/loss.h).
+  bool rollout_copy = false;
   bool skip_zero_advantage = true;      // no optimiser step for a batch whose advantages are all 0
   bool gradient_checkpointing = false;  // recompute decoder layers in backward (less memory)
   // Where the old (proximal) log-probs come from. "auto": when the update is a single on-policy
@@ -90,6 +94,9 @@ struct UpdateStats {
   std::optional<double> grad_norm;        // mean pre-clip gradient norm over optimiser steps
   std::optional<double> logp_mismatch;    // mean |behaviour - old| log-prob per trained token
                                           // (the sampler's against the policy's at rollout time)
+  // TIS (only when it ran): the ratio pi_trained_old / pi_rollout per trained token before the
+  // cap: its mean and max, and the share of tokens above loss.tis_cap.
+  std::optional<double> tis_ratio_mean, tis_ratio_max, tis_capped_frac;
   double old_logp_seconds = 0;            // the separate no-grad old-log-prob forward (0 if not run)
   double ref_logp_seconds = 0;            // the reference forward (0 if not run)
   int optimizer_steps = 0;

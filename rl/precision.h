@@ -25,10 +25,13 @@ inline constexpr config::EnumName<Precision> kPrecisionNames[] = {
     {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kBf16Master, "bf16_master"}};
 inline config::EnumTable<Precision> enum_names(Precision) { return kPrecisionNames; }
 
-// grpo_train's `rollout_precision`: what the rollouts sample from (see rl/trainer_config.h).
-enum class RolloutPrecision { kAuto, kFp32, kBf16 };
-inline constexpr config::EnumName<RolloutPrecision> kRolloutPrecisionNames[] = {
-    {RolloutPrecision::kAuto, "auto"}, {RolloutPrecision::kFp32, "fp32"}, {RolloutPrecision::kBf16, "bf16"}};
+// grpo_train's `rollout_precision` (the issue's `rollout.weights`): what the rollouts sample
+// from (see rl/trainer_config.h). int8: weight-only int8 matrices, bf16 activations.
+enum class RolloutPrecision { kAuto, kFp32, kBf16, kInt8 };
+inline constexpr config::EnumName<RolloutPrecision> kRolloutPrecisionNames[] = {{RolloutPrecision::kAuto, "auto"},
+                                                                                {RolloutPrecision::kFp32, "fp32"},
+                                                                                {RolloutPrecision::kBf16, "bf16"},
+                                                                                {RolloutPrecision::kInt8, "int8"}};
 inline config::EnumTable<RolloutPrecision> enum_names(RolloutPrecision) { return kRolloutPrecisionNames; }
 
 // sft_train's `sft.precision`: fp32, or bf16 autocast on fp32 weights.

@@ -102,12 +102,16 @@ std::map<std::string, double> step_metric_map(const StepMetrics& s) {
   if (u.clip_frac) m["clip_frac"] = *u.clip_frac;
   if (u.grad_norm) m["grad_norm"] = *u.grad_norm;
   if (u.logp_mismatch) m["rollout/logp_mismatch"] = *u.logp_mismatch;
+  if (u.tis_ratio_mean) m["rollout/tis_ratio_mean"] = *u.tis_ratio_mean;
+  if (u.tis_ratio_max) m["rollout/tis_ratio_max"] = *u.tis_ratio_max;
+  if (u.tis_capped_frac) m["rollout/tis_capped_frac"] = *u.tis_capped_frac;
   write_batch_metrics(s.batch, m);
   m["rollout/tokens_per_s"] = s.rollout.tokens_per_s;
   m["rollout/occupancy"] = s.rollout.mean_occupancy;
   m["rollout/failed"] = static_cast<double>(s.rollout.failed);
   m["rollout/retrieval_p99_ms"] = s.rollout.retrieval_p99_ms;
-  m["rollout/bf16"] = s.bf16_rollouts ? 1 : 0;
+  m["rollout/bf16"] = s.bf16_rollouts ? 1 : 0;  // bf16 activations: bf16 or int8 weights
+  m["rollout/int8"] = s.int8_rollouts ? 1 : 0;
   // The step's time split: rollout, the separate old and reference log-prob forwards, and the
   // training passes (forward, backward, optimiser); update_s is the last three together.
   m["time/rollout_s"] = s.rollout_seconds;

@@ -45,7 +45,8 @@ struct StepMetrics {
   BatchStats batch;
   UpdateStats update;
   RolloutMetrics rollout;   // the engine's measurements (tokens/s, occupancy, failures, latency)
-  bool bf16_rollouts = false;
+  bool bf16_rollouts = false;  // the sampler's activations are bf16 (bf16 or int8 weights)
+  bool int8_rollouts = false;  // the sampler's matrices are int8 (rollout_precision int8)
   // More than retrieval.max_failed_fraction of the trajectories failed retrieval: the step was not
   // used for the update (update/skipped_failed).
   bool skipped_failed = false;

@@ -172,7 +172,7 @@ struct GrpoTrainer::State {
   CheckpointState st;
   agent::Model policy, reference, rollout_model;
   MixedPrecision mp;
-  bool kl_on = false, rollout_bf16 = false, rollout_copy = false;
+  bool kl_on = false, rollout_bf16 = false, rollout_int8 = false, rollout_copy = false;
   int update_threads = 0, rollout_threads = 0;
   Rng rng{0};
   std::unique_ptr<torch::optim::AdamW> optim;
@@ -298,16 +298,22 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
     torch::NoGradGuard ng;
     s.reference.to(s.dev, master_mode ? torch::kBFloat16 : torch::kFloat32);
   }
-  // What generates: the policy itself, or a bf16 copy refreshed after every update.
-  s.rollout_bf16 = cfg.bf16_rollouts(cpu_has_bf16_dot());
-  s.rollout_copy = s.rollout_bf16 && !master_mode;
+  // What generates: the policy itself, or a bf16 or int8 copy refreshed after every update.
+  const RolloutPrecision rollout_weights = cfg.rollout_weights(cpu_has_bf16_dot());
+  s.rollout_bf16 = rollout_weights != RolloutPrecision::kFp32;
+  s.rollout_int8 = rollout_weights == RolloutPrecision::kInt8;
+  s.rollout_copy = s.rollout_int8 || (s.rollout_bf16 && !master_mode);
   s.rollout_model = s.policy;
   if (s.rollout_copy) {
     torch::NoGradGuard ng;
     s.rollout_model.to(s.dev, torch::kBFloat16);
+    if (s.rollout_int8) s.rollout_model.quantize_int8();
   }
-  STRATA_LOG_INFO("rollouts in {}{} (rollout_precision={})", s.rollout_bf16 ? "bf16" : "fp32",
-                  s.rollout_copy ? ", on a bf16 copy of the policy refreshed after each update" : "",
+  STRATA_LOG_INFO("rollouts in {}{}{} (rollout_precision={})", config::name_of(rollout_weights),
+                  s.rollout_copy ? ", on a copy of the policy refreshed after each update" : "",
+                  s.rollout_copy && cfg.loss.tis_cap > 0 ? fmt::format(", TIS capped at {}", cfg.loss.tis_cap)
+                  : s.rollout_copy                       ? ", no TIS (loss.tis_cap 0)"
+                                                         : "",
                   cfg.rollout_precision == RolloutPrecision::kAuto && cfg.precision == Precision::kFp32 &&
                           s.rollout_bf16
                       ? "auto: this CPU has AVX512-BF16 or AMX; set fp32 to sample from the fp32 policy"
@@ -328,7 +334,7 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
   // Every rank starts from rank 0's weights (and masters), as torch's DistributedDataParallel does.
   s.dist->broadcast(s.policy.parameters());
   if (master_mode) s.dist->broadcast(s.mp.master);
-  if (s.rollout_copy) copy_master_to_model(s.policy.parameters(), s.rollout_model);
+  if (s.rollout_copy) s.rollout_model.refresh_from(s.policy);
   s.policy.set_requires_grad(true);
   s.optim = std::make_unique<torch::optim::AdamW>(master_mode ? s.mp.master : s.policy.parameters(),
                                                   torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
@@ -417,15 +423,17 @@ StepMetrics GrpoTrainer::step() {
       batch.metrics.failed > 0 && static_cast<double>(batch.metrics.failed) > cfg.retrieval.max_failed_fraction * n_traj;
   UpdateOptions uo = cfg.update;
   uo.temperature = cfg.rollout.temperature > 0 ? cfg.rollout.temperature : 1.0;  // the sampling temperature
+  uo.rollout_copy = s.rollout_copy;  // TIS against the copy's log-probs
   if (!m.skipped_failed)
     m.update = ppo_update(s.policy, s.kl_on ? &s.reference : nullptr, *s.optim, batch.trajectories, adv, cfg.loss,
                           uo, cfg.seed + step, s.mp, s.dist.get());
-  if (s.rollout_copy && m.update.optimizer_steps > 0) copy_master_to_model(s.policy.parameters(), s.rollout_model);
+  if (s.rollout_copy && m.update.optimizer_steps > 0) s.rollout_model.refresh_from(s.policy);
   sync_device(s.dev);
   m.update_seconds = since(t1);
   m.batch = batch_stats(batch.trajectories, adv);
   m.rollout = batch.metrics;
   m.bf16_rollouts = s.rollout_bf16;
+  m.int8_rollouts = s.rollout_int8;
   m.step_seconds = since(t0);
 
   // The metric keys are made here, once, for TensorBoard and metrics.jsonl alike.

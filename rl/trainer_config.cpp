@@ -121,20 +121,14 @@ void check_sizes(const TrainerConfig& cfg, int64_t num_layers, int64_t kv_heads,
                    << " GiB of memory available; lower rollout.max_batch or rollout.max_seq_len");
 }
 
-bool TrainerConfig::bf16_rollouts(bool cpu_bf16) const {
-  if (rollout_precision != RolloutPrecision::kAuto) return rollout_precision == RolloutPrecision::kBf16;
-  if (precision != Precision::kFp32) return true;
-  return device == "cpu" && cpu_bf16;
+RolloutPrecision TrainerConfig::rollout_weights(bool cpu_bf16) const {
+  if (rollout_precision != RolloutPrecision::kAuto) return rollout_precision;
+  if (precision != Precision::kFp32) return RolloutPrecision::kBf16;
+  const bool cpu = device == "cpu";
+  return (cpu && cpu_bf16) || !cpu ? RolloutPrecision::kBf16 : RolloutPrecision::kFp32;
 }
 
-bool cpu_has_bf16_dot() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
-#else
-  return false;
-#endif
-}
+bool cpu_has_bf16_dot() { return agent::cpu_has_bf16_dot(); }
 
 int warmup_steps_of(const TrainerConfig& cfg) {
   if (cfg.warmup_ratio > 0) return static_cast<int>(cfg.warmup_ratio * cfg.steps);  // veRL: int(ratio * total)

@@ -24,13 +24,18 @@
 // descheduled thread. On the 2-core development VM under load, 16 SmolLM2 sequences x 48 tokens
 // took 7.7 s with 1 thread and 191 s with 2 (docs/BENCHMARKS.md). The update's large matrix
 // products still use `threads`.
-// rollout_precision: what the rollouts sample from. bf16 = a bf16 copy of the policy, refreshed
-// after every update (with bf16_master, the policy itself); fp32 = the fp32 policy itself (not
-// with bf16_master). auto = bf16 under precision bf16 or bf16_master, and under fp32 when the
-// device is a CPU with AVX512-BF16 or AMX-BF16 (decoding reads every weight once per token, so
-// half the bytes is about half the time there); fp32 otherwise. Under fp32 training a bf16
-// sampler is slightly off-policy: the loss's old log-probs still come from the fp32 policy (never
-// from the sampler), and rollout/logp_mismatch logs the gap (sampler vs policy, per token).
+// rollout_precision (the issue's `rollout.weights`): what the rollouts sample from. bf16 = a bf16
+// copy of the policy, refreshed after every update (with bf16_master, the policy itself); int8 =
+// a copy whose linear layers and lm_head hold weight-only int8 (per-output-channel scales,
+// agent/int8_linear.h) with bf16 activations, re-quantised from the trained weights after every
+// update; fp32 = the fp32 policy itself (not with bf16_master). auto = bf16 under precision bf16
+// or bf16_master, and under fp32 when the device is CUDA or a CPU with AVX512-BF16 or AMX-BF16
+// (agent::auto_inference_dtype, the rule generate and evaluate follow too: decoding reads every
+// weight once per token, so half the bytes is about half the time there); fp32 otherwise.
+// A copy (bf16 under fp32 or bf16 training, or int8) samples slightly off-policy: the loss's old
+// log-probs still come from the trained weights (never from the sampler), rollout/logp_mismatch
+// logs the gap, and truncated importance sampling (loss.tis_cap, rl/loss.h) reweights each
+// token's policy-gradient term by min(pi_trained_old / pi_rollout, C) to correct it.
 // Checkpoints and the final model are written in float32 (the weights or the masters), so a
 // resume continues exactly.
 //
@@ -130,9 +135,11 @@ struct TrainerConfig {
 
   // Leaf keys (device syntax included; whether the device exists is agent::pick_device's call).
   void validate() const;
-  // Whether the rollouts sample in bf16 (rollout_precision, resolving auto), given whether the CPU
-  // has bf16 dot-product instructions.
-  bool bf16_rollouts(bool cpu_bf16) const;
+  // What the rollouts sample from (rollout_precision with auto resolved: fp32, bf16 or int8), given
+  // whether the CPU has bf16 dot-product instructions.
+  RolloutPrecision rollout_weights(bool cpu_bf16) const;
+  // Whether the rollouts' activations (and KV cache) are bf16: bf16 or int8 weights.
+  bool bf16_rollouts(bool cpu_bf16) const { return rollout_weights(cpu_bf16) != RolloutPrecision::kFp32; }
   template <class V>
   void visit(V& v) {
     v("model", model, "Hugging Face model directory");
@@ -153,8 +160,9 @@ struct TrainerConfig {
     v("device", device, "cpu, cuda or cuda:N");
     v("precision", precision, "fp32, bf16 (autocast, fp32 weights) or bf16_master (bf16 weights, fp32 master copy)");
     v("rollout_precision", rollout_precision,
-      "rollouts on the policy (fp32) or on a bf16 copy (bf16); auto: bf16 with precision bf16/bf16_master, "
-      "and with fp32 on a CPU with AVX512-BF16 or AMX");
+      "rollouts on the policy (fp32), on a bf16 copy (bf16) or on a weight-only int8 copy (int8, bf16 "
+      "activations); auto: bf16 with precision bf16/bf16_master, and with fp32 on CUDA or a CPU with AVX512-BF16 "
+      "or AMX; a copy's samples are corrected by loss.tis_cap");
     v("threads", threads, "torch threads (0 = default; at most 1024)");
     v("rollout_threads", rollout_threads,
       "torch threads while rolling out (0 = as threads); 1 avoids OpenMP barrier stalls of decoding on busy cores");

@@ -301,6 +301,11 @@ int run(const CLI::App& app, const Args& a, const cli::ConfigOptions& cfg) {
       agent::LoadOptions lo;
       lo.device = device;
       lo.dtype = a.dtype;
+      if (a.dtype == "auto") {
+        lo.dtype = agent::auto_inference_dtype(device);
+        std::fprintf(stderr, "evaluate: --dtype auto: %s on %s (set --dtype float32 to override)\n", lo.dtype.c_str(),
+                     device.c_str());
+      }
       const auto model = agent::load_model(a.model, lo);
       for (const auto& d : datasets) {
         Progress bar("evaluate " + d.name, d.records.size(), "questions");
@@ -414,7 +419,8 @@ int main(int argc, char** argv) {
                       "prompt formatting: plain, chatml or llama3 (default plain)");
   g_local->add_option("--max-batch", a.max_batch, "sequences generating at once (default 64)");
   g_local->add_option("--device", a.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  g_local->add_option("--dtype", a.dtype, "auto, float32, bfloat16 or float16")
+  g_local->add_option("--dtype", a.dtype, "auto (bfloat16 on CUDA and on CPUs with AVX512-BF16/AMX, else float32), float32, bfloat16, "
+                  "float16 or int8 (weight-only int8 matrices, bf16 activations)")
       ->capture_default_str();
   g_local->add_option("--threads", a.threads, "LibTorch intra-op threads (0 = LibTorch's default)")
       ->check(CLI::NonNegativeNumber)

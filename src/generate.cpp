@@ -11,6 +11,7 @@
 
 #include "agent/checkpoint.h"
 #include "agent/generation.h"
+#include "agent/runtime.h"
 #include "agent/tokenizer/tokenizer.h"
 #include "core/cli.h"
 #include "core/error.h"
@@ -65,7 +66,10 @@ int main(int argc, char** argv) {
   app.add_option("--stop", stops, "stop text, tokenized (repeatable), e.g. '</search>'");
   app.add_option("--stop-ids", stop_ids, "stop token-id sequence, comma-separated (repeatable)");
   app.add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
-  app.add_option("--dtype", dtype, "auto, float32, bfloat16, float16")->capture_default_str();
+  app.add_option("--dtype", dtype,
+                 "auto (bfloat16 on CUDA and on CPUs with AVX512-BF16/AMX, else float32), float32, bfloat16, "
+                 "float16, or int8 (weight-only int8 matrices, bf16 activations)")
+      ->capture_default_str();
   app.add_option("--max-slots", max_slots, "sequences decoded together")->capture_default_str();
   app.add_option("--max-seq-len", max_seq_len, "KV-cache positions per sequence")->capture_default_str();
   app.add_option("--threads", threads, "intra-op threads (0 = LibTorch default)")->capture_default_str();
@@ -77,6 +81,12 @@ int main(int argc, char** argv) {
     LoadOptions lo;
     lo.device = device;
     lo.dtype = dtype;
+    if (dtype == "auto") {
+      const std::string dev = pick_device(device);
+      lo.dtype = auto_inference_dtype(dev);
+      std::fprintf(stderr, "generate: --dtype auto: %s on %s (set --dtype float32 to override)\n", lo.dtype.c_str(),
+                   dev.c_str());
+    }
     Model model = load_model(model_dir, lo);
     std::optional<Tokenizer> tok;
     const std::string tpath = tokenizer_path.empty() ? model_dir + "/tokenizer.json" : tokenizer_path;

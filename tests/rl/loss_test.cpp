@@ -169,5 +169,49 @@ TEST(PolicyLoss, BadOptionsNameTheKey) {
   EXPECT_THROW(o.validate(), Error);
 }
 
+// TIS: each token's policy-gradient term is weighted by min(exp(old - rollout), cap), computed by
+// hand here; the weights carry no gradient and the logged ratio is the one before the cap.
+TEST(PolicyLoss, TisWeightsAreTheCappedImportanceRatios) {
+  const auto old = t2({{-1.0f, -2.0f, -0.5f}, {-0.3f, -0.7f, -1.1f}});
+  const auto rollout = t2({{-1.5f, -1.0f, -0.5f}, {-0.3f, -2.0f, -0.1f}});
+  // exp(old - rollout): e^0.5, e^-1, 1 | 1, e^1.3 (capped at 2), e^-1
+  const float want[2][3] = {{std::exp(0.5f), std::exp(-1.0f), 1.0f}, {1.0f, 2.0f, std::exp(-1.0f)}};
+  const auto w = tis_weights(old, rollout, 2.0);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j) EXPECT_NEAR(w[i][j].item<float>(), want[i][j], 1e-6) << i << "," << j;
+
+  // On policy (ratio 1, no clipping), pg = -A * w per token; token-mean over the mask.
+  auto logp = old.clone().requires_grad_(true);
+  LossInputs in;
+  in.logprobs = logp;
+  in.old_logprobs = old;
+  in.rollout_logprobs = rollout;
+  in.advantages = torch::tensor({2.0f, -1.0f});
+  in.mask = t2({{1, 1, 1}, {1, 1, 0}});  // the e^-1 at [1][2] is masked out
+  auto o = no_kl();
+  o.tis_cap = 2.0;
+  const auto out = policy_loss(in, o);
+  const double pg = (-2.0 * (want[0][0] + want[0][1] + want[0][2]) + 1.0 * (want[1][0] + want[1][1])) / 5;
+  EXPECT_NEAR(out.pg_loss, pg, 1e-5);
+  ASSERT_TRUE(out.tis);
+  EXPECT_NEAR(out.tis_ratio_sum, std::exp(0.5) + std::exp(-1.0) + 1 + 1 + std::exp(1.3), 1e-4) << "before the cap";
+  EXPECT_NEAR(out.tis_ratio_max, std::exp(1.3), 1e-4);
+  EXPECT_EQ(out.tis_capped, 1);
+  // The gradient of token (i, j) is -A_i * w_ij / 5 (d ratio / d logp = 1 on policy).
+  out.loss.backward();
+  EXPECT_NEAR(logp.grad()[0][0].item<float>(), -2.0 * want[0][0] / 5, 1e-5);
+  EXPECT_NEAR(logp.grad()[1][1].item<float>(), 1.0 * 2.0 / 5, 1e-5) << "the capped weight";
+  EXPECT_EQ(logp.grad()[1][2].item<float>(), 0.0f);
+
+  // tis_cap 0 turns it off: the plain loss, no TIS statistics.
+  o.tis_cap = 0;
+  const auto off = policy_loss(in, o);
+  EXPECT_FALSE(off.tis);
+  EXPECT_NEAR(off.pg_loss, (-2.0 * 3 + 1.0 * 2) / 5, 1e-6);
+  o.tis_cap = 0.5;
+  EXPECT_NE(testing::error_of([&] { o.validate(); }).find("tis_cap: expected 0 (off) or a value >= 1"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace strata::rl

@@ -306,7 +306,7 @@ TEST(Trainer, BadConfigNamesTheKey) {
                 .find("t.json:1: loss.aggregation: expected token-mean, "),
             std::string::npos);
   EXPECT_NE(load_error(R"({"model": "m", "train_data": "d", "rollout_precision": "fp16"})")
-                .find("rollout_precision: expected auto, fp32 or bf16, got \"fp16\""),
+                .find("rollout_precision: expected auto, fp32, bf16 or int8, got \"fp16\""),
             std::string::npos);
   EXPECT_NE(load_error(R"({"model": "m", "train_data": "d", "update": {"old_logprobs": "cached"}})")
                 .find("update.old_logprobs: expected auto or recompute, got \"cached\""),
@@ -354,6 +354,49 @@ TEST(Trainer, RolloutPrecisionIsLoggedAndOverridable) {
   }
   EXPECT_LT(mismatch["fp32"], 1e-4) << "the sampler is the policy: only KV-cache vs full-forward rounding";
   EXPECT_GT(mismatch["bf16"], 10 * mismatch["fp32"]) << "a bf16 sampler is measurably off the fp32 policy";
+}
+
+// rollout_precision int8: the rollouts sample from an int8 copy re-quantised after every update,
+// and the update corrects the mismatch with TIS, logging its ratio; the run trains (the weights
+// move). That the refreshed copy equals a fresh quantisation is Int8Model.RefreshEquals... in
+// tests/agent/int8_linear_test.cpp (the trainer refreshes through Model::refresh_from).
+TEST(Trainer, Int8RolloutsTrainWithTis) {
+  TrainWorld s;
+  auto c = with_entropy(s, "int8", 2);
+  c.rollout_precision = RolloutPrecision::kInt8;
+  c.rollout_threads = 0;
+  train_grpo(c);
+  std::ifstream in(s.dir.file("int8/metrics.jsonl"));
+  std::string line;
+  int rows = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    ++rows;
+    EXPECT_EQ(j["rollout/int8"].get<double>(), 1.0);
+    EXPECT_EQ(j["rollout/bf16"].get<double>(), 1.0) << "int8 weights, bf16 activations";
+    ASSERT_TRUE(j.contains("rollout/tis_ratio_mean")) << line;
+    const double mean = j["rollout/tis_ratio_mean"].get<double>(), mx = j["rollout/tis_ratio_max"].get<double>();
+    EXPECT_GT(mean, 0.8);
+    EXPECT_LT(mean, 1.2) << "the int8 sampler is close to the policy";
+    EXPECT_GE(mx, mean);
+    EXPECT_NE(mean, 1.0) << "int8 log-probs differ from the fp32 policy's";
+    const double capped = j["rollout/tis_capped_frac"].get<double>();
+    EXPECT_GE(capped, 0.0);
+    EXPECT_LE(capped, 1.0);
+    EXPECT_GT(j["rollout/logp_mismatch"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(rows, 2);
+  EXPECT_TRUE(testing::read_file(s.dir.file("int8/final/model.safetensors")) !=
+              testing::read_file(s.dir.file("tiny/model.safetensors")))
+      << "training changed nothing";
+  // TIS off: no TIS keys.
+  auto off = with_entropy(s, "int8_off", 1);
+  off.rollout_precision = RolloutPrecision::kInt8;
+  off.loss.tis_cap = 0;
+  train_grpo(off);
+  std::ifstream in2(s.dir.file("int8_off/metrics.jsonl"));
+  ASSERT_TRUE(static_cast<bool>(std::getline(in2, line)));
+  EXPECT_FALSE(nlohmann::json::parse(line).contains("rollout/tis_ratio_mean")) << line;
 }
 
 // ---- learning-rate schedule ---------------------------------------------------------------
