@@ -2,7 +2,8 @@
 //   gen:   greedy generation of --new tokens for --batch prompts of --prompt-len random ids
 //          (engine with --batch slots; prefill + decode), reported as generated tokens/s; with
 //          --group G the batch is batch/G distinct prompts, each G times (a GRPO group), whose
-//          prefill the engine shares unless --no-share;
+//          prefill the engine shares unless --no-share; --prompt-ids gives one prompt that every
+//          sequence starts from instead (scripts/bench/decode.sh, the same ids as llama.cpp's);
 //   peak:  the float32 GEMM rate of agent/runtime.h bench_matmul (n = 1024), GFLOP/s;
 //   train: forward + backward of sequence_logprobs over [--batch, --seq] ids, tokens/s.
 // Prints one JSON line per run.
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   int64_t group = 1;
   bool no_share = false;
   std::string dtype = "auto";
+  std::string prompt_ids;
   app.add_option("--model", model_dir, "model directory (gen, train)");
   app.add_option("--mode", mode, "gen, train or peak (float32 GEMM GFLOP/s)")
       ->check(CLI::IsMember({"gen", "train", "peak"}));
@@ -40,7 +42,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "intra-op threads (0 = default)")->capture_default_str();
   app.add_option("--group", group, "gen: copies of each prompt (samples per prompt)")->capture_default_str();
   app.add_flag("--no-share", no_share, "gen: prefill every copy of a prompt (no prefix sharing)");
-  app.add_option("--dtype", dtype, "weights: auto, float32 or bfloat16")->capture_default_str();
+  app.add_option("--dtype", dtype,
+                 "weights: auto (float32 on the CPU), float32, bfloat16 or int8 (weight-only int8, bf16 activations)")
+      ->capture_default_str();
+  app.add_option("--prompt-ids", prompt_ids, "gen: comma-separated token ids, the prompt of every sequence");
   return strata::cli::run_main(app, argc, argv, [&] {
     if (threads > 0) torch::set_num_threads(threads);
     if (mode == "peak") {
@@ -58,7 +63,18 @@ int main(int argc, char** argv) {
     if (mode == "gen") {
       std::vector<std::vector<int64_t>> prompts(static_cast<size_t>(batch));
       STRATA_CHECK(group >= 1 && batch % group == 0, "--group must divide --batch");
+      std::vector<int64_t> fixed;
+      for (size_t p = 0, q; p < prompt_ids.size(); p = q + 1) {
+        q = prompt_ids.find(',', p);
+        if (q == std::string::npos) q = prompt_ids.size();
+        fixed.push_back(std::stoll(prompt_ids.substr(p, q - p)));
+      }
+      if (!fixed.empty()) prompt_len = static_cast<int64_t>(fixed.size());
       for (size_t i = 0; i < prompts.size(); ++i) {
+        if (!fixed.empty()) {
+          prompts[i] = fixed;
+          continue;
+        }
         if (i % static_cast<size_t>(group) != 0) {
           prompts[i] = prompts[i - 1];
           continue;

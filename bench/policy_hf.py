@@ -23,16 +23,22 @@ def main():
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    ap.add_argument("--prompt-ids", default="", help="gen: comma-separated ids, the prompt of every sequence")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32, attn_implementation="eager")
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=getattr(torch, a.dtype), attn_implementation="eager")
     vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(1)
     best = float("inf")
     if a.mode == "gen":
         model.eval()
         ids = torch.randint(0, vocab, (a.batch, a.prompt_len), generator=g)
+        if a.prompt_ids:
+            one = torch.tensor([int(x) for x in a.prompt_ids.split(",")])
+            ids = one.unsqueeze(0).expand(a.batch, -1).contiguous()
+            a.prompt_len = ids.shape[1]
         mask = torch.ones_like(ids)
         produced = 0
         for r in range(a.reps + 1):
