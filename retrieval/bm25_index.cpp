@@ -5,12 +5,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include <zlib.h>
-
 #include "core/error.h"
 #include "core/log.h"
 #include "retrieval/bm25_format.h"
 #include "retrieval/bm25_search.h"
+#include "retrieval/doc_store.h"
 #include "retrieval/impl/mapped_file.h"
 
 namespace strata::retrieval {
@@ -97,30 +96,7 @@ struct Bm25Index::Impl {
 
   void check_sum(const MappedFile& f, const char* name, bool large) const {
     if (sums == nullptr) return;
-    auto it = sums->find(name);
-    STRATA_CHECK(it != sums->end() && it->is_object(),
-                 "index manifest " << manifest_path << " lacks files." << name);
-    uint64_t bytes = 0;
-    std::string crc;
-    try {
-      bytes = it->at("bytes").get<uint64_t>();
-      crc = it->at("crc32").get<std::string>();
-    } catch (const nlohmann::json::exception&) {
-      STRATA_FAIL("index manifest " << manifest_path << ": files." << name
-                                    << " needs \"bytes\" (a number) and \"crc32\" (a string)");
-    }
-    STRATA_CHECK(f.size() == bytes, "index file " << f.path() << " has " << f.size()
-                                                  << " bytes where the manifest says " << bytes
-                                                  << ": truncated or changed after the build; "
-                                                     "rebuild the index");
-    if (large && verify != Bm25Index::Verify::kFull) return;
-    uLong sum = crc32_z(0L, Z_NULL, 0);
-    sum = crc32_z(sum, reinterpret_cast<const Bytef*>(f.data()), f.size());
-    char hex[9];
-    std::snprintf(hex, sizeof(hex), "%08x", static_cast<unsigned>(sum));
-    STRATA_CHECK(crc == hex, "index file " << f.path() << " fails its checksum (CRC-32 " << hex
-                                           << ", the manifest says " << crc
-                                           << "): the file is damaged; rebuild the index");
+    check_file(f, *sums, name, !large || verify == Bm25Index::Verify::kFull, manifest_path);
   }
 
   void open(const std::string& d, Bm25Index::Verify how) {
