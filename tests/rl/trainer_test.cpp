@@ -31,6 +31,7 @@
 #include "tests/loopback_daemon.h"
 #include "tests/shared_fixture.h"
 #include "tests/test_util.h"
+#include "tests/rl/tiny_train_world.h"
 
 namespace strata::rl {
 namespace {
@@ -41,30 +42,7 @@ namespace {
 struct TrainWorld {
   testing::TempDir dir;
   std::unique_ptr<testing::LoopbackDaemon> daemon;
-  static void build(const std::string& dir) {
-    env::WorldOptions w;
-    w.seed = 2;
-    w.entities = 300;
-    w.train = 40;
-    w.dev = 10;
-    w.test = 10;
-    env::write_world(w, dir + "/world");
-    testing::LoopbackDaemon::build_index(dir + "/world/corpus.jsonl", dir + "/index");
-    agent::BpeTrainerOptions to;
-    to.vocab_size = 600;
-    to.show_progress = false;
-    agent::BpeTrainer bpe(to);
-    bpe.add_file(dir + "/world/corpus.jsonl");
-    agent::write_tokenizer_files(bpe.train(), to, dir + "/tiny/tokenizer.json");
-    const auto tok = agent::Tokenizer::from_file(dir + "/tiny/tokenizer.json");
-    auto cfg = agent::make_tiny_config(tok.vocab_size());
-    cfg.hidden_size = 32;
-    cfg.intermediate_size = 64;
-    cfg.num_hidden_layers = 1;
-    cfg.head_dim = 8;
-    cfg.eos_token_ids = {*tok.eos_id()};
-    agent::save_model(agent::init_random_model(cfg, 1), dir + "/tiny", dir + "/tiny");
-  }
+  static void build(const std::string& dir) { testing::build_tiny_train_world(dir, 2); }
   TrainWorld() {
     setenv("STRATA_NO_PROGRESS", "1", 1);
     const std::string shared = testing::shared_fixture_dir("rl_trainer", build);
