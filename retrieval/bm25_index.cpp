@@ -114,8 +114,9 @@ struct Bm25Index::Impl {
     } catch (const nlohmann::json::exception& e) {
       STRATA_FAIL("index manifest " << mpath << " is not valid JSON: " << e.what());
     }
-    STRATA_CHECK(m.is_object() &&
-                     m.value("format", std::string()) == std::string(format::kFormatName),
+    const auto fmt = m.is_object() ? m.find("format") : m.end();
+    STRATA_CHECK(m.is_object() && fmt != m.end() && fmt->is_string() &&
+                     fmt->get<std::string>() == format::kFormatName,
                  "index manifest " << mpath << " is not a " << format::kFormatName << " manifest");
     const auto version = manifest_field<uint32_t>(m, "version", mpath);
     STRATA_CHECK(version == format::kVersion,

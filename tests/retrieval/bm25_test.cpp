@@ -506,6 +506,12 @@ TEST_F(Bm25Corrupt, VersionMismatch) {
   expect_error("version 99");
 }
 
+TEST_F(Bm25Corrupt, FormatOfTheWrongTypeIsRefused) {
+  // A number where the format name belongs once escaped as nlohmann's type_error (fuzz finding).
+  edit_manifest([](nlohmann::json& m) { m["format"] = 1; });
+  expect_error("is not a");
+}
+
 TEST_F(Bm25Corrupt, GarbageManifest) {
   testing::write_file(tmp_.file("manifest.json"), "{not json");
   expect_error("manifest.json");
