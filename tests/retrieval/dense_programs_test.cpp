@@ -13,23 +13,13 @@
 
 #include "tests/child_process.h"
 #include "tests/test_util.h"
-#include "tests/retrieval/server_test_util.h"
+#include "tests/retrieval/dense_daemon_util.h"
 
 namespace fs = std::filesystem;
 using strata::testing::ChildProcess;
 using namespace strata::retrieval::testing;
 
 namespace {
-
-const std::string kBin = STRATA_BIN_DIR;
-
-fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() /
-                     ("strata_densep_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 fs::path write_corpus(const fs::path& dir, int n) {
   const fs::path p = dir / "corpus.jsonl";
@@ -44,50 +34,6 @@ fs::path write_corpus(const fs::path& dir, int n) {
   }
   return p;
 }
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-int run(std::vector<std::string> argv, const fs::path& log, double timeout_s = 60) {
-  ChildProcess p(argv, log.string());
-  return p.wait(timeout_s);
-}
-
-// A daemon started from the command line; waits for its port file.
-struct Daemon {
-  std::unique_ptr<ChildProcess> proc;
-  uint16_t port = 0;
-  Daemon(std::vector<std::string> args, const fs::path& dir) {
-    const fs::path port_file = dir / "port";
-    fs::remove(port_file);
-    std::vector<std::string> argv = {kBin + "/retrieval_server", "--port", "0", "--port-file",
-                                     port_file.string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    proc = std::make_unique<ChildProcess>(argv, (dir / "daemon.log").string());
-    for (int i = 0; i < 600 && port == 0 && proc->poll() == -1; ++i) {
-      std::ifstream in(port_file);
-      int p = 0;
-      if (in >> p) port = static_cast<uint16_t>(p);
-      else std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-  HttpResponse post(const std::string& body) const {
-    RawConn c(port);
-    HttpResponse r;
-    c.send_all(http_post("/retrieve", body));
-    c.read_response(r, 10000);
-    return r;
-  }
-  HttpResponse get(const std::string& target) const {
-    RawConn c(port);
-    HttpResponse r;
-    c.send_all(http_get(target));
-    c.read_response(r, 10000);
-    return r;
-  }
-};
 
 }  // namespace
 
