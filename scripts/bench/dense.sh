@@ -10,7 +10,11 @@
 #   - recall@3 of the supporting passages of the world's test questions for BM25, dense and
 #     hybrid (scripts/bench/recall.py through strata's daemons)
 #
-#   scripts/bench/dense.sh [--threads N] [--duration S] [--model DIR] [--entities N]
+#   scripts/bench/dense.sh [--threads N] [--duration S] [--model DIR] [--entities N] [--bf16]
+#
+# --bf16 runs strata's encoder (build and daemon) in bf16 (CPUs with AVX512-BF16, or CUDA); the
+# Python server stays in float32, as Search-R1's server runs on a CPU (it casts to fp16 only on
+# a GPU). Without it both sides run float32.
 #
 # Prints the tables and the closing line
 #   dense: qps_vs_python=… build_vs_python=… rss_vs_python=… recall3_world_dense=… recall3_world_hybrid=…
@@ -25,12 +29,14 @@ THREADS="$(nproc)"
 DURATION=10
 MODEL="${STRATA_MINILM:-$HOME/.cache/strata/models/all-minilm-l6-v2}"
 ENTITIES=""
+ST_PREC=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --threads) THREADS="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
     --model) MODEL="$2"; shift 2 ;;
     --entities) ENTITIES="$2"; shift 2 ;;
+    --bf16) ST_PREC=(--bf16); shift ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "dense.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -56,13 +62,13 @@ export OMP_NUM_THREADS="$THREADS" STRATA_NO_PROGRESS=1 TOKENIZERS_PARALLELISM=fa
 "$BIN/make_world" --out "$WORK/world" --seed 1 ${ENTITIES:+--entities "$ENTITIES"} --log-level warn
 CORPUS="$WORK/world/corpus.jsonl"
 PASSAGES="$(wc -l < "$CORPUS")"
-echo "corpus: $PASSAGES passages; threads: $THREADS; model: $MODEL" >&2
+echo "corpus: $PASSAGES passages; threads: $THREADS; model: $MODEL; strata encoder: ${ST_PREC[*]:-fp32}, Python: fp32" >&2
 
 # ---- build ---------------------------------------------------------------------------------
 "$PYTHON" "$ROOT/bench/dense_baseline.py" build --model "$MODEL" --corpus "$CORPUS" \
   --out "$WORK/py.faiss" --threads "$THREADS" --batch 64 | tee "$WORK/py_build.txt" >&2
 PY_BUILD="$(sed -E 's/.*passages_per_s=([0-9.]+).*/\1/' "$WORK/py_build.txt")"
-"$BIN/build_index" --dense --encoder "$MODEL" --encoder-batch 64 --corpus "$CORPUS" \
+"$BIN/build_index" --dense --encoder "$MODEL" "${ST_PREC[@]}" --encoder-batch 64 --corpus "$CORPUS" \
   --out "$WORK/dense" --log-level warn | tee "$WORK/st_build.txt" >&2
 ST_BUILD="$(sed -E 's/.*; ([0-9.]+) passages\/s.*/\1/' "$WORK/st_build.txt")"
 "$BIN/build_index" --adopt-faiss "$WORK/py.faiss" --corpus "$CORPUS" --out "$WORK/adopted" \
@@ -79,7 +85,7 @@ wait_port() {  # $1 = port; waits for /health
 }
 start_strata() {  # $1 = port, rest = index arguments
   local port="$1"; shift
-  "$BIN/retrieval_server" "$@" --encoder "$MODEL" --port "$port" --threads 2 --log-level warn &
+  "$BIN/retrieval_server" "$@" --encoder "$MODEL" "${ST_PREC[@]}" --port "$port" --threads 2 --log-level warn &
   PIDS+=($!)
   wait_port "$port"
 }
@@ -136,7 +142,7 @@ echo
 echo "| server | build passages/s | rps 1q | p99 ms 1q | rps 8q | p99 ms 8q | RSS MB |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 echo "| Python (FastAPI + transformers + faiss) | $PY_BUILD | $PR1 | $PP1 | $PR8 | $PP8 | $PRSS |"
-echo "| strata retrieval_server | $ST_BUILD | $SR1 | $SP1 | $SR8 | $SP8 | $SRSS |"
+echo "| strata retrieval_server (${ST_PREC[*]:-fp32}) | $ST_BUILD | $SR1 | $SP1 | $SR8 | $SP8 | $SRSS |"
 awk -v sr1="$SR1" -v pr1="$PR1" -v sr8="$SR8" -v pr8="$PR8" -v sb="$ST_BUILD" -v pb="$PY_BUILD" \
     -v sm="$SRSS" -v pm="$PRSS" -v rd="$RD" -v rh="$RH" 'BEGIN {
   printf "qps_8q_vs_python=%.2f\n", sr8 / pr8
