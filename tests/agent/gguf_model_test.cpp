@@ -22,6 +22,7 @@
 #include "agent/checkpoint.h"
 #include "agent/generation.h"
 #include "agent/gguf_convert.h"
+#include "core/error.h"
 #include "agent/model.h"
 #include "agent/safetensors.h"
 #include "agent/tokenizer/tokenizer.h"
@@ -273,6 +274,25 @@ TEST(GgufSmolLM2, ExportedF16AndQ8_0RunInTransformers) {
     EXPECT_EQ(ours, theirs);
     if (std::string(type) == "f16") f16_greedy = ours;
     else EXPECT_EQ(theirs, f16_greedy) << "Q8_0 continues differently from F16";
+  }
+}
+
+// A tokenizer.json whose keys have the wrong types is a strata::Error naming the file, not an
+// escaped nlohmann exception (the weights are linked, not copied: the check comes first).
+TEST(GgufSmolLM2, ExportNamesAMalformedTokenizer) {
+  REQUIRE_FIXTURE(f);
+  strata::testing::TempDir tmp;
+  fs::create_directories(tmp.file("m"));
+  for (const auto& e : fs::directory_iterator(f.imported))
+    if (e.path().filename() != "tokenizer.json") fs::create_symlink(e.path(), tmp.file("m/" + e.path().filename().string()));
+  json tj = json::parse(strata::testing::read_file(f.imported + "/tokenizer.json"));
+  tj["model"]["type"] = 5;
+  strata::testing::write_file(tmp.file("m/tokenizer.json"), tj.dump());
+  try {
+    export_gguf(tmp.file("m"), tmp.file("m.gguf"), "f32");
+    FAIL() << "exported a model whose tokenizer.json has a number for model.type";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer.json"), std::string::npos) << e.what();
   }
 }
 
