@@ -36,6 +36,27 @@ std::string first_line(const std::string& s) { return s.substr(0, s.find('\n'));
 
 }  // namespace
 
+std::string optimizer_shard_file(int rank) { return "optimizer.rank" + std::to_string(rank) + ".pt"; }
+
+std::string checkpoint_tmp_dir(const std::string& root, int step) {
+  char name[40];
+  std::snprintf(name, sizeof name, "/.tmp_step_%06d", step);
+  return root + name;
+}
+
+void begin_checkpoint(const std::string& root, int step) {
+  const std::string tmp = checkpoint_tmp_dir(root, step);
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+}
+
+void save_optimizer_shard(const std::string& root, int step, int rank, torch::optim::Optimizer& optim) {
+  const std::string tmp = checkpoint_tmp_dir(root, step);
+  STRATA_CHECK(fs::is_directory(tmp), "checkpoint: " << tmp << " does not exist (rank 0 creates it first; out_dir "
+                                                      "must be on a file system every node shares)");
+  torch::save(optim, tmp + "/" + optimizer_shard_file(rank));
+}
+
 std::string newest_checkpoint(const std::string& root) {
   std::string best;
   if (!fs::is_directory(root)) return best;
@@ -122,6 +143,11 @@ CheckpointState read_checkpoint_state(const std::string& dir, size_t questions) 
       bad("world_size", "expected a number of ranks >= 1, got " + config::describe(w));
     st.world_size = static_cast<int>(w.get<uint64_t>());
   }
+  if (j.contains("zero_stage")) {
+    const auto& z = j["zero_stage"];
+    if (!z.is_number_unsigned() || z.get<uint64_t>() > 1) bad("zero_stage", "expected 0 or 1, got " + config::describe(z));
+    st.zero_stage = static_cast<int>(z.get<uint64_t>());
+  }
   if (j.contains("rank_rng")) {
     const auto& rr = j["rank_rng"];
     if (!rr.is_array() || rr.size() != static_cast<size_t>(st.world_size))
@@ -162,6 +188,7 @@ std::vector<std::string> resume_config_diff(const TrainerConfig& saved_cfg, cons
                                       it.key());
     diffs.insert(diffs.end(), d.begin(), d.end());
   }
+  diffs.erase(std::remove(diffs.begin(), diffs.end(), std::string("update.zero_stage")), diffs.end());
   // The LR of the steps already taken depends on `steps` with cosine or a warm-up ratio.
   if ((now_cfg.lr_schedule == LrSchedule::kCosine || now_cfg.warmup_ratio > 0) && saved_cfg.steps != now_cfg.steps)
     diffs.push_back("steps (the LR schedule depends on it: " + std::to_string(saved_cfg.steps) + " -> " +
@@ -191,7 +218,12 @@ std::vector<std::string> checksummed_files(const std::string& dir) {
   if (fs::is_directory(model))
     for (const auto& e : fs::recursive_directory_iterator(model))
       if (e.is_regular_file()) out.push_back(fs::relative(e.path(), dir).string());
-  if (fs::exists(fs::path(dir) / "optimizer.pt")) out.push_back("optimizer.pt");
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && name.rfind("optimizer.", 0) == 0 && name.size() > 3 &&
+        name.compare(name.size() - 3, 3, ".pt") == 0)
+      out.push_back(name);  // optimizer.pt, or ZeRO-1's optimizer.rankR.pt
+  }
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -264,11 +296,17 @@ void write_checkpoint(const std::string& root, const TrainerConfig& cfg, const a
   char name[32];
   std::snprintf(name, sizeof name, "step_%06d", st.step);
   const std::string final_dir = root + "/" + name;
-  const std::string tmp = root + "/.tmp_" + name;
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
+  const std::string tmp = checkpoint_tmp_dir(root, st.step);
+  if (st.zero_stage == 0) {
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    torch::save(optim, tmp + "/optimizer.pt");
+  } else {
+    for (int r = 0; r < st.world_size; ++r)
+      STRATA_CHECK(fs::exists(tmp + "/" + optimizer_shard_file(r)),
+                   "checkpoint: rank " << r << "'s " << optimizer_shard_file(r) << " is missing from " << tmp);
+  }
   agent::save_model(weights, tmp + "/model", cfg.model);
-  torch::save(optim, tmp + "/optimizer.pt");
   maybe_pause_for_test(tmp, st.step);
   nlohmann::json j;
   j["step"] = st.step;
@@ -277,6 +315,7 @@ void write_checkpoint(const std::string& root, const TrainerConfig& cfg, const a
   j["rng"] = st.rng;
   j["world_size"] = st.world_size;
   if (!st.rank_rng.empty()) j["rank_rng"] = st.rank_rng;
+  if (st.zero_stage != 0) j["zero_stage"] = st.zero_stage;
   {
     std::ofstream out(tmp + "/state.json");
     out << j.dump() << "\n";

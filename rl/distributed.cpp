@@ -7,11 +7,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <condition_variable>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -351,6 +353,84 @@ void Distributed::broadcast(const std::vector<torch::Tensor>& tensors) const {
       if (!v[0].is_same(t)) const_cast<torch::Tensor&>(t).copy_(v[0]);
     }
   });
+}
+
+void Distributed::broadcast_from(const std::vector<torch::Tensor>& tensors, const std::vector<int>& owners,
+                                 int64_t bucket_bytes) const {
+  STRATA_ASSERT(owners.size() == tensors.size(), owners.size() << " owners for " << tensors.size() << " tensors");
+  if (!active() || tensors.empty()) return;
+  collective("broadcast", [&] {
+    torch::NoGradGuard ng;
+    struct Bucket {
+      int owner = 0;
+      std::vector<size_t> members;
+      torch::Tensor flat;
+      bool in_place = false;  // one tensor, contiguous on the device: broadcast as it is
+      c10::intrusive_ptr<c10d::Work> work;
+    };
+    // Buckets in tensor order per (owner, dtype), so that every rank builds the same ones.
+    std::vector<Bucket> buckets;
+    std::map<std::pair<int, int>, std::pair<size_t, int64_t>> open;  // (owner, dtype) -> (bucket, bytes)
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const auto& t = tensors[i];
+      STRATA_ASSERT(owners[i] >= 0 && owners[i] < world_, "owner " << owners[i] << " of " << world_ << " ranks");
+      const int64_t b = t.numel() * static_cast<int64_t>(t.element_size());
+      const auto key = std::make_pair(owners[i], static_cast<int>(t.scalar_type()));
+      auto it = open.find(key);
+      if (it == open.end() || it->second.second + b > bucket_bytes) {
+        buckets.emplace_back();
+        buckets.back().owner = owners[i];
+        it = open.insert_or_assign(key, std::make_pair(buckets.size() - 1, int64_t{0})).first;
+      }
+      buckets[it->second.first].members.push_back(i);
+      it->second.second += b;
+    }
+    for (auto& bk : buckets) {
+      const auto& first = tensors[bk.members.front()];
+      if (bk.members.size() == 1 && first.device() == impl_->dev && first.is_contiguous()) {
+        bk.flat = first.view({-1});
+        bk.in_place = true;
+      } else if (bk.owner == rank_) {
+        std::vector<torch::Tensor> parts;
+        for (size_t i : bk.members) parts.push_back(tensors[i].reshape({-1}).to(impl_->dev));
+        bk.flat = parts.size() == 1 ? parts[0].clone() : torch::cat(parts);
+      } else {
+        int64_t n = 0;
+        for (size_t i : bk.members) n += tensors[i].numel();
+        bk.flat = torch::empty({n}, first.options().device(impl_->dev));
+      }
+      std::vector<at::Tensor> v{bk.flat};
+      c10d::BroadcastOptions opts;
+      opts.rootRank = bk.owner;
+      bk.work = impl_->pg->broadcast(v, opts);
+    }
+    for (auto& bk : buckets) {
+      bk.work->wait(impl_->env.timeout);
+      if (bk.in_place || bk.owner == rank_) continue;
+      int64_t off = 0;
+      for (size_t i : bk.members) {
+        auto& t = const_cast<torch::Tensor&>(tensors[i]);
+        t.copy_(bk.flat.narrow(0, off, t.numel()).view(t.sizes()));
+        off += t.numel();
+      }
+    }
+  });
+}
+
+std::vector<int> partition_by_size(const std::vector<torch::Tensor>& tensors, int world) {
+  STRATA_ASSERT(world >= 1, "world " << world);
+  std::vector<size_t> order(tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return tensors[a].numel() > tensors[b].numel(); });
+  std::vector<int64_t> load(static_cast<size_t>(world), 0);
+  std::vector<int> owner(tensors.size(), 0);
+  for (size_t i : order) {
+    const int r = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    owner[i] = r;
+    load[static_cast<size_t>(r)] += tensors[i].numel();
+  }
+  return owner;
 }
 
 void Distributed::require_same(const std::string& what, const std::string& value) const {

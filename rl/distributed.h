@@ -45,6 +45,12 @@ DistEnv read_dist_env();
 // "cuda:LOCAL_RANK" in a multi-process run; anything else is returned unchanged.
 std::string device_for_rank(const std::string& cfg_device, const DistEnv& env);
 
+// ZeRO-1's partition: the rank that owns (keeps the optimiser state of, and updates) each of
+// `tensors`, whole tensors balanced by element count: largest first, each to the rank with the
+// fewest elements so far (ties: the lower rank). Depends on the shapes alone, so every rank
+// computes the same one.
+std::vector<int> partition_by_size(const std::vector<torch::Tensor>& tensors, int world);
+
 class Distributed {
  public:
   // Single process: rank 0 of 1, no communication.
@@ -71,6 +77,12 @@ class Distributed {
   std::vector<std::string> all_gather_bytes(const std::string& mine) const;
   // Rank 0's tensors, in place on every rank.
   void broadcast(const std::vector<torch::Tensor>& tensors) const;
+  // Each tensor from the rank that owns it (owners[i]), in place on every other rank: what ZeRO-1
+  // uses to share the weights each rank updated. The tensors of one owner and dtype go as flat
+  // buckets of at most `bucket_bytes`, all in flight at once. Every rank passes tensors of the
+  // same shapes and dtypes; only the owner's values matter.
+  void broadcast_from(const std::vector<torch::Tensor>& tensors, const std::vector<int>& owners,
+                      int64_t bucket_bytes = 32 << 20) const;
   // Fails (on every rank) when the ranks' `value`s differ: "WHAT differs between ranks: ...".
   void require_same(const std::string& what, const std::string& value) const;
   void barrier() const;

@@ -20,6 +20,10 @@ void UpdateOptions::validate() const {
                "micro_batch: expected 1..mini_batch (" << mini_batch << "), got " << micro_batch);
   STRATA_CHECK(grad_clip >= 0, "grad_clip: expected >= 0, got " << grad_clip);
   STRATA_CHECK(temperature > 0, "temperature: expected > 0, got " << temperature);
+  STRATA_CHECK(zero_stage == 0 || zero_stage == 1,
+               "zero_stage: expected 0 (every rank holds the whole optimiser state) or 1 (ZeRO-1: each rank holds "
+               "its share); gradient sharding (ZeRO-2) is not supported, got "
+                   << zero_stage);
 }
 
 namespace {
@@ -61,6 +65,26 @@ Packed pack(const std::vector<env::pb::Trajectory>& batch, const std::vector<siz
 }
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// torch::nn::utils::clip_grad_norm_ on the gradients themselves rather than on their weights
+// (the same operations in the same order, so the same numbers): returns the 2-norm of all of
+// `grads` (undefined ones left out) and scales each by min(1, max_norm / (norm + 1e-6)). With
+// data parallelism the gradients are the all-reduced ones, every weight's, so the norm is the
+// global one on every rank, ZeRO-1 or not.
+double clip_grads(const std::vector<torch::Tensor>& grads, double max_norm) {
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> defined, norms;
+  for (const auto& g : grads)
+    if (g.defined()) {
+      defined.push_back(g);
+      norms.push_back(g.norm(2.0));
+    }
+  if (norms.empty()) return 0.0;
+  const auto total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2.0);
+  const auto coef = torch::clamp(max_norm / (total + 1e-6), std::nullopt, 1.0);
+  for (auto& g : defined) g.mul_(coef);
+  return total.item<double>();
+}
 
 // Sum of |behaviour - logprobs| over the mask (no grad).
 double mismatch_sum(const torch::Tensor& logprobs, const Packed& p) {
@@ -112,7 +136,7 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
                        const std::vector<env::pb::Trajectory>& batch,
                        const std::vector<double>& advantages, const LossOptions& loss,
                        const UpdateOptions& opts, uint64_t seed, const MixedPrecision& precision,
-                       const Distributed* dist) {
+                       const Distributed* dist, const std::vector<int>& zero_owner) {
   opts.validate();
   loss.validate();
   std::vector<size_t> usable;
@@ -131,6 +155,22 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
   const auto model_params = policy.parameters();
   STRATA_ASSERT(!mixed || precision.master.size() == model_params.size(),
                 precision.master.size() << " master weights for " << model_params.size());
+  // ZeRO-1: `optim` holds this rank's weights (or their masters) alone; after its step each
+  // owner's updated weights go to the other ranks.
+  const bool zero = !zero_owner.empty();
+  STRATA_ASSERT(!zero || zero_owner.size() == model_params.size(),
+                zero_owner.size() << " owners for " << model_params.size() << " weights");
+  // bf16_master: every weight's fp32 gradient, accumulated over the micro-batches (on the master
+  // itself when this rank holds it, which ZeRO-1 does for its share only).
+  std::vector<torch::Tensor> grad32(mixed ? model_params.size() : 0);
+  // Sets every gradient to none: the optimiser's (its own weights) and every other weight's.
+  auto clear_grads = [&] {
+    optim.zero_grad();
+    for (const auto& p : model_params) const_cast<torch::Tensor&>(p).mutable_grad().reset();
+    for (auto& m : precision.master)
+      if (m.defined()) const_cast<torch::Tensor&>(m).mutable_grad().reset();
+    for (auto& g : grad32) g.reset();
+  };
   agent::LogprobOptions lo;
   lo.temperature = opts.temperature;
 
@@ -223,9 +263,7 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
       const size_t m1 = std::min(order.size(), m0 + opts.mini_batch);
       const Denominators den = denominators(batch, order, m0, m1);
       const auto [a, b] = share(m0, m1);
-      optim.zero_grad();
-      if (mixed)
-        for (const auto& p : model_params) p.mutable_grad().reset();
+      clear_grads();
       bool finite = true;
       double mb_pg = 0, mb_kl = 0, mb_ent = 0, mb_clipped = 0, mb_tokens = 0;
       for (size_t s = a; s < b; s += opts.micro_batch) {
@@ -284,9 +322,8 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
           for (size_t k = 0; k < model_params.size(); ++k) {
             auto& g = model_params[k].mutable_grad();
             if (!g.defined()) continue;
-            auto& mg = precision.master[k].mutable_grad();
-            if (mg.defined()) mg.add_(g.to(torch::kFloat32));
-            else mg = g.to(torch::kFloat32);
+            if (grad32[k].defined()) grad32[k].add_(g.to(torch::kFloat32));
+            else grad32[k] = g.to(torch::kFloat32);
             g.reset();
           }
         }
@@ -303,7 +340,20 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
           tis_tokens += static_cast<double>(out.tokens);
         }
       }
-      const auto params = mixed ? precision.master : model_params;
+      // Every weight's gradient: on the weight itself (fp32, bf16), or its fp32 accumulator
+      // (bf16_master), which becomes the master's gradient where this rank holds the master.
+      std::vector<torch::Tensor> grads(model_params.size());
+      for (size_t k = 0; k < model_params.size(); ++k) {
+        if (!mixed) {
+          grads[k] = model_params[k].grad();
+          continue;
+        }
+        if (!grad32[k].defined() && dp.active() && finite)
+          grad32[k] = torch::zeros(model_params[k].sizes(), model_params[k].options().dtype(torch::kFloat32));
+        grads[k] = grad32[k];
+        if (precision.master[k].defined() && grads[k].defined())
+          const_cast<torch::Tensor&>(precision.master[k]).mutable_grad() = grads[k];
+      }
       if (dp.active()) {
         // One verdict and one set of sums for every rank, then the gradients summed: each rank's
         // share is already normalised by the mini-batch's global counts.
@@ -311,30 +361,33 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
         finite = g[0] == 0;
         mb_pg = g[1], mb_kl = g[2], mb_ent = g[3], mb_clipped = g[4], mb_tokens = g[5];
         if (finite) {
-          std::vector<torch::Tensor> grads;
-          for (const auto& p : params) {
-            auto& gr = const_cast<torch::Tensor&>(p).mutable_grad();
-            if (!gr.defined()) gr = torch::zeros_like(p);  // a rank with no trajectory in this mini-batch
-            grads.push_back(gr);
-          }
+          for (size_t k = 0; k < grads.size(); ++k)
+            if (!grads[k].defined()) {  // a rank with no trajectory in this mini-batch
+              auto& gr = const_cast<torch::Tensor&>(model_params[k]).mutable_grad();
+              gr = torch::zeros_like(model_params[k]);
+              grads[k] = gr;
+            }
+          // ZeRO-1 sums every gradient too (not a reduce-scatter): each rank needs only its
+          // share's, but the global norm for clipping then comes out of the same operations as
+          // without sharding, on every rank.
           dp.all_reduce_sum(grads);
         }
       }
       double norm = 0;
       if (finite) {
-        norm = opts.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(params, opts.grad_clip)
-                                  : torch::nn::utils::clip_grad_norm_(params, 1e30);
+        norm = clip_grads(grads, opts.grad_clip > 0 ? opts.grad_clip : 1e30);
         finite = std::isfinite(norm);
       }
       if (!finite) {
         ++st.skipped_steps;  // never applied: the step's gradients are dropped
-        optim.zero_grad();
-        if (mixed)
-          for (const auto& p : model_params) p.mutable_grad().reset();
+        clear_grads();
         continue;
       }
       optim.step();
       if (mixed) copy_master_to_model(precision.master, policy);
+      // ZeRO-1: each rank updated its share; every rank gets the others' (the all-gather of
+      // ZeRO-1, as one broadcast per owner).
+      if (zero) dp.broadcast_from(model_params, zero_owner);
       sum_norm += norm;
       sum_pg += mb_pg;
       sum_kl += mb_kl;
@@ -344,7 +397,7 @@ UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
       ++st.optimizer_steps;
     }
   }
-  optim.zero_grad();  // frees the gradients (set to none) before the next rollout phase
+  clear_grads();  // frees the gradients (set to none) before the next rollout phase
   if (dp.active()) {
     const auto g = dp.all_reduce_sum({mismatch, mismatch_tokens, static_cast<double>(st.old_logprob_rows),
                                       static_cast<double>(st.ref_logprob_rows)});

@@ -56,6 +56,10 @@ struct UpdateOptions {
   // ratio is exactly 1) and no separate forward pass runs; otherwise as "recompute": a separate
   // no-grad forward of the policy before the first optimiser step.
   OldLogprobs old_logprobs = OldLogprobs::kAuto;
+  // Optimiser-state sharding across data-parallel ranks (docs/DISTRIBUTED.md): 0 = every rank
+  // holds the whole AdamW state; 1 = ZeRO-1, each rank holds the moments (and, with bf16_master,
+  // the fp32 masters) of its share of the weights, updates that share, and sends it to the others.
+  int zero_stage = 0;
 
   // update.temperature used to be a key that the trainer overwrote with rollout.temperature.
   static constexpr config::RemovedKey kRemovedKeys[] = {
@@ -77,6 +81,9 @@ struct UpdateOptions {
     v("old_logprobs", old_logprobs,
       "auto (from the update's own forward when the update is one on-policy step: ppo_epochs 1, one "
       "mini-batch) or recompute (always a separate forward)");
+    v("zero_stage", zero_stage,
+      "optimiser-state sharding over data-parallel ranks: 0 (none) or 1 (ZeRO-1: each rank keeps and updates the "
+      "AdamW moments and fp32 masters of its share of the weights); fixed for a run (--resume refuses a change)");
   }
 };
 
@@ -120,11 +127,20 @@ struct UpdateStats {
 // order; rank r runs the r-th of `world` contiguous shares of each mini-batch, and the gradients
 // are summed across ranks (bucketed all-reduce) before clipping, so N ranks compute the update one
 // process computes. The returned statistics are global.
+//
+// ZeRO-1 (`zero_owner` not empty, update.zero_stage 1): zero_owner[k] is the rank that owns
+// policy.parameters()[k] (partition_by_size, rl/distributed.h). `optim` holds only the weights
+// this rank owns (bf16_master: their masters; precision.master[k] is undefined for the others).
+// The gradients are still summed whole on every rank, and clipped by their global norm; each
+// rank's optimiser step then updates its share, and Distributed::broadcast_from sends every
+// share from its owner to the other ranks, so the weights stay identical everywhere and equal
+// (to the bit, the same operations) to those of unsharded AdamW.
 UpdateStats ppo_update(agent::Model& policy, const agent::Model* reference,
                        torch::optim::Optimizer& optim,
                        const std::vector<env::pb::Trajectory>& batch,
                        const std::vector<double>& advantages, const LossOptions& loss,
                        const UpdateOptions& opts, uint64_t seed,
-                       const MixedPrecision& precision = {}, const Distributed* dist = nullptr);
+                       const MixedPrecision& precision = {}, const Distributed* dist = nullptr,
+                       const std::vector<int>& zero_owner = {});
 
 }  // namespace strata::rl

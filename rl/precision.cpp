@@ -10,7 +10,8 @@ void copy_master_to_model(const std::vector<torch::Tensor>& master, const agent:
   torch::NoGradGuard ng;
   const auto params = model.parameters();
   STRATA_ASSERT(params.size() == master.size(), master.size() << " masters for " << params.size() << " weights");
-  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(master[i]);
+  for (size_t i = 0; i < params.size(); ++i)
+    if (master[i].defined()) params[i].copy_(master[i]);
 }
 
 AutocastBf16::AutocastBf16(bool on, torch::Device device) : on_(on), type_(device.type()) {

@@ -45,11 +45,14 @@ struct MixedPrecision {
   bool autocast_bf16 = false;          // every forward under bf16 autocast on the model's device
   // bf16_master: fp32 copies of policy.parameters() (same order), which `optim` holds. Each
   // micro-batch's bf16 gradients are added to their fp32 grads; after the step the masters are
-  // copied (rounded) back into the bf16 weights. Empty = the optimiser holds the weights.
+  // copied (rounded) back into the bf16 weights. Empty = the optimiser holds the weights. With
+  // ZeRO-1 (update.zero_stage 1) a rank holds the masters of its share of the weights only; the
+  // others are undefined tensors.
   std::vector<torch::Tensor> master;
 };
 
-// Copies the fp32 masters into the model's (bf16) weights, rounding to nearest.
+// Copies the fp32 masters into the model's (bf16) weights, rounding to nearest (undefined masters,
+// another rank's under ZeRO-1, are left out).
 void copy_master_to_model(const std::vector<torch::Tensor>& master, const agent::Model& model);
 
 // RAII: bf16 autocast for `device`'s type while alive (no-op when `on` is false).

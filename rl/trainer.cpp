@@ -126,6 +126,43 @@ agent::Model fp32_weights(const agent::Model& policy, const std::vector<torch::T
   return agent::Model(policy.config(), named);
 }
 
+// The fp32 masters of every weight, for rank 0 to save. Under ZeRO-1 each rank holds its share
+// only: every master comes from its owner, one tensor at a time and copied to the host, so that no
+// rank ever holds them all on the device. Every rank calls it (a collective); the ranks other
+// than 0 get an empty list. Without ZeRO-1 (or without masters): `master` as it is.
+std::vector<torch::Tensor> all_masters(const Distributed& dist, const std::vector<torch::Tensor>& master,
+                                       const std::vector<int>& owner, const agent::Model& policy) {
+  if (master.empty() || owner.empty()) return master;
+  const auto params = policy.parameters();
+  std::vector<torch::Tensor> out;
+  for (size_t k = 0; k < master.size(); ++k) {
+    torch::Tensor t = master[k].defined() ? master[k]
+                                          : torch::empty(params[k].sizes(), params[k].options().dtype(torch::kFloat32));
+    dist.broadcast_from({t}, {owner[k]});
+    if (dist.is_root()) out.push_back(t.to(torch::kCPU));
+  }
+  return out;
+}
+
+// The optimiser state this rank holds, in bytes: AdamW's moments and the fp32 masters it keeps
+// (bf16_master), and the weight elements the optimiser updates.
+struct OptimizerFootprint {
+  int64_t bytes = 0, elements = 0;
+};
+OptimizerFootprint optimizer_footprint(torch::optim::AdamW& optim, const std::vector<torch::Tensor>& master) {
+  OptimizerFootprint f;
+  for (const auto& g : optim.param_groups())
+    for (const auto& p : g.params()) f.elements += p.numel();
+  for (const auto& kv : optim.state()) {
+    const auto& st = static_cast<const torch::optim::AdamWParamState&>(*kv.second);
+    for (const auto& t : {st.exp_avg(), st.exp_avg_sq(), st.max_exp_avg_sq()})
+      if (t.defined()) f.bytes += static_cast<int64_t>(t.nbytes());
+  }
+  for (const auto& m : master)
+    if (m.defined()) f.bytes += static_cast<int64_t>(m.nbytes());
+  return f;
+}
+
 // The rollout metrics of every rank as one phase's: counts add up, times are the slowest rank's.
 RolloutMetrics merge_rollout_metrics(const Distributed& dist, const RolloutMetrics& mine) {
   if (!dist.active()) return mine;
@@ -185,6 +222,8 @@ struct GrpoTrainer::State {
   DistEnv denv;
   std::unique_ptr<Distributed> dist;
   bool root = true;
+  // ZeRO-1 (update.zero_stage 1): the rank that owns each of policy.parameters(); empty otherwise.
+  std::vector<int> zero_owner;
 };
 
 GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::make_unique<State>()) {
@@ -258,7 +297,8 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
     STRATA_CHECK(diff.empty(), "--resume: the config differs from the checkpoint's (" << from
                                    << "/config.json) in: " << diff);
     check_model_dir("--resume", from + "/model");
-    STRATA_CHECK(fs::exists(from + "/optimizer.pt"), "--resume: " << from << " has no optimizer.pt");
+    STRATA_CHECK(fs::exists(from + "/optimizer.pt") || fs::exists(from + "/" + optimizer_shard_file(0)),
+                 "--resume: " << from << " has no optimizer.pt");
     verify_checksums(from);
     s.st = read_checkpoint_state(from, s.questions.size());
     STRATA_CHECK(s.st.world_size == s.dist->world(),
@@ -266,9 +306,18 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
                               << (s.st.world_size == 1 ? "" : "s") << " and this run has " << s.dist->world()
                               << " (WORLD_SIZE): resume with " << s.st.world_size
                               << " (each rank's data and RNG state is saved for that number)");
+    STRATA_CHECK(s.st.zero_stage == cfg.update.zero_stage,
+                 "--resume: " << from << " was written with update.zero_stage = " << s.st.zero_stage
+                              << (s.st.zero_stage == 1
+                                      ? " (each rank saved its own share of the optimiser state, optimizer.rankR.pt)"
+                                      : " (one optimizer.pt with the whole optimiser state)")
+                              << " and this run has update.zero_stage = " << cfg.update.zero_stage << ": resume with "
+                              << s.st.zero_stage << " (the optimiser state cannot be re-partitioned on resume)");
     s.dist->require_same("the checkpoint to resume from (out_dir must be on a file system every node shares)",
                          from);
-    check_optimizer_file(from + "/optimizer.pt");
+    const std::string optim_name = s.st.zero_stage == 1 ? optimizer_shard_file(s.dist->rank()) : "optimizer.pt";
+    STRATA_CHECK(fs::exists(from + "/" + optim_name), "--resume: " << from << " has no " << optim_name);
+    check_optimizer_file(from + "/" + optim_name);
     STRATA_LOG_INFO("resuming from {} (step {})", from, s.st.step);
   }
 
@@ -282,11 +331,19 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
   const bool master_mode = cfg.precision == Precision::kBf16Master;
   s.policy = agent::load_model(resume ? from + "/model" : cfg.model, lo_cpu);
   s.mp.autocast_bf16 = cfg.precision == Precision::kBf16;
+  if (cfg.update.zero_stage == 1) {
+    s.zero_owner = partition_by_size(s.policy.parameters(), s.dist->world());
+    // Each rank's masters come from rank 0's fp32 weights (below, the bf16 ones are broadcast).
+    if (master_mode) s.dist->broadcast(s.policy.parameters());
+  }
   {
     torch::NoGradGuard ng;
     if (master_mode) {
-      for (const auto& p : s.policy.parameters())
-        s.mp.master.push_back(p.to(s.dev, torch::kFloat32, false, /*copy=*/true));
+      size_t k = 0;
+      for (const auto& p : s.policy.parameters()) {
+        const bool mine = s.zero_owner.empty() || s.zero_owner[k++] == s.dist->rank();
+        s.mp.master.push_back(mine ? p.to(s.dev, torch::kFloat32, false, /*copy=*/true) : torch::Tensor());
+      }
       s.policy.to(s.dev, torch::kBFloat16);
     } else {
       s.policy.to(s.dev, torch::kFloat32);
@@ -333,17 +390,36 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
   }
   // Every rank starts from rank 0's weights (and masters), as torch's DistributedDataParallel does.
   s.dist->broadcast(s.policy.parameters());
-  if (master_mode) s.dist->broadcast(s.mp.master);
+  if (master_mode && s.zero_owner.empty()) s.dist->broadcast(s.mp.master);
   if (s.rollout_copy) s.rollout_model.refresh_from(s.policy);
   s.policy.set_requires_grad(true);
-  s.optim = std::make_unique<torch::optim::AdamW>(master_mode ? s.mp.master : s.policy.parameters(),
+  // The weights the optimiser updates: all of them, or under ZeRO-1 this rank's share.
+  std::vector<torch::Tensor> optimised;
+  {
+    const auto params = s.policy.parameters();
+    for (size_t k = 0; k < params.size(); ++k)
+      if (s.zero_owner.empty() || s.zero_owner[k] == s.dist->rank())
+        optimised.push_back(master_mode ? s.mp.master[k] : params[k]);
+  }
+  if (!s.zero_owner.empty()) {
+    int64_t mine = 0, all = 0;
+    for (const auto& t : optimised) mine += t.numel();
+    for (const auto& p : s.policy.parameters()) all += p.numel();
+    STRATA_LOG_INFO("update.zero_stage 1: rank {} of {} keeps the AdamW state{} of {} of the {} weights ({} of {} "
+                    "elements)",
+                    s.dist->rank(), s.dist->world(), master_mode ? " and fp32 masters" : "", optimised.size(),
+                    s.policy.parameters().size(), mine, all);
+  }
+  s.optim = std::make_unique<torch::optim::AdamW>(optimised,
                                                   torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
   if (resume) {
+    const std::string optim_file =
+        from + "/" + (s.st.zero_stage == 1 ? optimizer_shard_file(s.dist->rank()) : std::string("optimizer.pt"));
     try {
-      torch::load(*s.optim, from + "/optimizer.pt", s.dev);
+      torch::load(*s.optim, optim_file, s.dev);
     } catch (const c10::Error& e) {
       const std::string what = e.what_without_backtrace();
-      STRATA_FAIL("--resume: " << from << "/optimizer.pt does not hold this run's optimiser state ("
+      STRATA_FAIL("--resume: " << optim_file << " does not hold this run's optimiser state ("
                                << what.substr(0, what.find('\n')) << "); the checkpoint is damaged: remove " << from
                                << " to resume from the one before");
     }
@@ -426,7 +502,7 @@ StepMetrics GrpoTrainer::step() {
   uo.rollout_copy = s.rollout_copy;  // TIS against the copy's log-probs
   if (!m.skipped_failed)
     m.update = ppo_update(s.policy, s.kl_on ? &s.reference : nullptr, *s.optim, batch.trajectories, adv, cfg.loss,
-                          uo, cfg.seed + step, s.mp, s.dist.get());
+                          uo, cfg.seed + step, s.mp, s.dist.get(), s.zero_owner);
   if (s.rollout_copy && m.update.optimizer_steps > 0) s.rollout_model.refresh_from(s.policy);
   sync_device(s.dev);
   m.update_seconds = since(t1);
@@ -479,8 +555,17 @@ StepMetrics GrpoTrainer::step() {
   if (step == cfg.steps || (cfg.save_every > 0 && step % cfg.save_every == 0)) {
     // Every rank's RNG state goes into rank 0's checkpoint.
     s.st.world_size = s.dist->world();
+    s.st.zero_stage = cfg.update.zero_stage;
     s.st.rank_rng = s.dist->all_gather_bytes(s.st.rng);
-    if (s.root) write_checkpoint(s.ckpt_root, cfg, fp32_weights(s.policy, s.mp.master), *s.optim, s.st);
+    const auto masters = all_masters(*s.dist, s.mp.master, s.zero_owner, s.policy);
+    if (cfg.update.zero_stage == 1) {
+      // Each rank writes its share of the optimiser state into the folder rank 0 made.
+      if (s.root) begin_checkpoint(s.ckpt_root, step);
+      s.dist->barrier();
+      save_optimizer_shard(s.ckpt_root, step, s.dist->rank(), *s.optim);
+      s.dist->barrier();
+    }
+    if (s.root) write_checkpoint(s.ckpt_root, cfg, fp32_weights(s.policy, masters), *s.optim, s.st);
   }
   return m;
 }
@@ -489,8 +574,16 @@ TrainSummary GrpoTrainer::finish() {
   State& s = *s_;
   s.policy.set_requires_grad(false);
   TrainSummary summary;
+  const auto masters = all_masters(*s.dist, s.mp.master, s.zero_owner, s.policy);
+  const auto fp = optimizer_footprint(*s.optim, s.mp.master);
+  int64_t all = 0;
+  for (const auto& p : s.policy.parameters()) all += p.numel();
+  STRATA_LOG_INFO("optimiser state: rank {} of {} holds {} bytes (AdamW moments{} of {} of the {} weight elements; "
+                  "update.zero_stage {})",
+                  s.dist->rank(), s.dist->world(), fp.bytes, s.mp.master.empty() ? "" : " and fp32 masters",
+                  fp.elements, all, s.cfg.update.zero_stage);
   if (s.root) {
-    agent::save_model(fp32_weights(s.policy, s.mp.master), s.cfg.out_dir + "/final", s.cfg.model);
+    agent::save_model(fp32_weights(s.policy, masters), s.cfg.out_dir + "/final", s.cfg.model);
     STRATA_LOG_INFO("saved the policy to {}/final", s.cfg.out_dir);
     s.jsonl.close();
     summary = summarize_metrics_file(s.cfg.out_dir + "/metrics.jsonl");
