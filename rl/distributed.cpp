@@ -105,6 +105,7 @@ struct Distributed::Impl {
   c10::intrusive_ptr<c10d::Backend> pg;
   std::atomic<int64_t> collectives{0};
   double seconds = 0;  // in collectives (the calling thread only)
+  std::map<std::string, double> seconds_by_kind;
   std::mutex mu;
   std::condition_variable cv;
   bool stop = false;
@@ -244,6 +245,10 @@ Distributed::~Distributed() {
 
 int64_t Distributed::collectives() const { return impl_ ? impl_->collectives.load() : 0; }
 double Distributed::collective_seconds() const { return impl_ ? impl_->seconds : 0.0; }
+std::vector<std::pair<std::string, double>> Distributed::collective_seconds_by_kind() const {
+  if (!impl_) return {};
+  return {impl_->seconds_by_kind.begin(), impl_->seconds_by_kind.end()};
+}
 
 const char* Distributed::backend() const { return impl_ ? impl_->backend.c_str() : "none"; }
 
@@ -253,7 +258,9 @@ void Distributed::collective(const char* what, F&& f) const {
   const auto t0 = Clock::now();
   try {
     f();
-    impl_->seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+    impl_->seconds += took;
+    impl_->seconds_by_kind[what] += took;
   } catch (const std::exception& e) {
     const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
     std::string msg = e.what();

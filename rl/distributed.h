@@ -87,9 +87,11 @@ class Distributed {
   void require_same(const std::string& what, const std::string& value) const;
   void barrier() const;
 
-  // Collectives run so far and the seconds spent in them (waiting for slower ranks included).
+  // Collectives run so far and the seconds spent in them (waiting for slower ranks included),
+  // in all and by kind ("all-reduce", "all-gather", "broadcast"), kinds in name order.
   int64_t collectives() const;
   double collective_seconds() const;
+  std::vector<std::pair<std::string, double>> collective_seconds_by_kind() const;
 
  private:
   struct Impl;

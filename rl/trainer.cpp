@@ -590,9 +590,13 @@ TrainSummary GrpoTrainer::finish() {
   }
   // No rank leaves (rank 0 hosts the store) before every rank is done.
   s.dist->barrier();
-  if (s.dist->active())
-    STRATA_LOG_INFO("distributed: rank {}: {} collectives, {:.2f} s in them (waits for slower ranks included)",
-                    s.dist->rank(), s.dist->collectives(), s.dist->collective_seconds());
+  if (s.dist->active()) {
+    std::string kinds;
+    for (const auto& [kind, secs] : s.dist->collective_seconds_by_kind())
+      kinds += fmt::format("{}{} {:.2f} s", kinds.empty() ? "" : ", ", kind, secs);
+    STRATA_LOG_INFO("distributed: rank {}: {} collectives, {:.2f} s in them ({}; waits for slower ranks included)",
+                    s.dist->rank(), s.dist->collectives(), s.dist->collective_seconds(), kinds);
+  }
   return summary;
 }
 
