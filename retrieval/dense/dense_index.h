@@ -46,6 +46,8 @@ class DenseIndex {
 
   // Top-k of each of `n` query vectors (row-major [n x dim]), best first: the inner product
   // (or minus the squared L2 distance) as the score, ties to the smaller document number.
+  // Runs on the calling thread alone (faiss's OpenMP and the BLAS set to one thread, batches
+  // through sgemm): callers get parallelism from several threads and from batching queries.
   std::vector<std::vector<Hit>> search(const float* queries, size_t n, int k) const;
   // The stored vector of a document (faiss's reconstruct); for tests and checks.
   std::vector<float> vector(uint32_t doc) const;
