@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "agent/int8_gemm.h"
 #include "core/error.h"
 
 namespace strata::agent {
@@ -41,26 +42,52 @@ at::Tensor dequantize_int8(const Int8Weight& w) {
   return w.q.to(w.scale.scalar_type()) * w.scale.unsqueeze(1);
 }
 
-bool int8_kernel_used(const at::Tensor& q, int64_t rows) {
-  return q.device().is_cpu() && q.size(1) % 16 == 0 && rows <= kInt8KernelMaxRows;
+namespace {
+std::optional<Int8Path> g_override;
 }
 
-at::Tensor int8_linear(const at::Tensor& x, const Int8Weight& w, const at::Tensor& bias) {
+void override_int8_path(std::optional<Int8Path> path) { g_override = path; }
+
+Int8Path int8_path(const at::Tensor& q, int64_t rows) {
+  if (!q.device().is_cpu()) return Int8Path::kDequant;
+  if (g_override) {
+    if (*g_override == Int8Path::kVnni && int8_gemm_available()) return Int8Path::kVnni;
+    if (*g_override == Int8Path::kPack && q.size(1) % 16 == 0) return Int8Path::kPack;
+    return Int8Path::kDequant;
+  }
+  if (rows <= kInt8GemmMaxRows && int8_gemm_available()) return Int8Path::kVnni;
+  if (q.size(1) % 16 == 0 && rows <= kInt8KernelMaxRows) return Int8Path::kPack;
+  return Int8Path::kDequant;
+}
+
+at::Tensor int8_linear_via(Int8Path path, const at::Tensor& x, const Int8Weight& w, const at::Tensor& bias) {
   STRATA_CHECK(w.defined(), "int8_linear: no int8 weight");
   const int64_t K = w.q.size(1), N = w.q.size(0);
   STRATA_CHECK(x.size(-1) == K, "int8_linear: input " << x.sizes() << " for a weight of " << K << " columns");
   const auto dtype = w.scale.scalar_type();
-  at::Tensor x2 = x.to(dtype).reshape({-1, K});
   at::Tensor y;
-  if (int8_kernel_used(w.q, x2.size(0))) {
-    y = at::_weight_int8pack_mm(x2.contiguous(), w.q, w.scale);
+  if (path == Int8Path::kVnni) {
+    // Reads bf16/fp32 x directly, adds the bias itself: one output tensor, no casts.
+    y = int8_gemm(x.reshape({-1, K}), w.q, w.scale, bias);
   } else {
-    y = at::linear(x2, dequantize_int8(w));
+    at::Tensor x2 = x.to(dtype).reshape({-1, K});
+    if (path == Int8Path::kPack) {
+      STRATA_CHECK(K % 16 == 0 && w.q.device().is_cpu(), "int8_linear: _weight_int8pack_mm needs K % 16 == 0 on the CPU");
+      y = at::_weight_int8pack_mm(x2.contiguous(), w.q, w.scale);
+    } else {
+      y = at::linear(x2, dequantize_int8(w));
+    }
+    if (bias.defined()) y = y + bias.to(dtype);
   }
-  if (bias.defined()) y = y + bias.to(dtype);
   auto out_shape = x.sizes().vec();
   out_shape.back() = N;
   return y.view(out_shape);
+}
+
+at::Tensor int8_linear(const at::Tensor& x, const Int8Weight& w, const at::Tensor& bias) {
+  STRATA_CHECK(w.defined(), "int8_linear: no int8 weight");
+  const int64_t K = w.q.size(1);
+  return int8_linear_via(int8_path(w.q, x.numel() / std::max<int64_t>(K, 1)), x, w, bias);
 }
 
 }  // namespace strata::agent

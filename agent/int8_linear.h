@@ -5,12 +5,15 @@
 // clamped to [-127, 127] (computed with the rounded scale, so q * scale is the nearest int8 grid
 // point of the stored scale). A product is y = x q^T * scale (+ bias), in the activation dtype.
 //
-// Kernels: on the CPU, LibTorch's own at::_weight_int8pack_mm (int8 weights, bf16/fp32
-// activations, fp32 accumulation) when K is a multiple of 16 (its vector loop has no tail: other
-// K crash) and the product has at most kInt8KernelMaxRows rows (it recomputes the int8 -> float
-// conversion for every row, so on this CPU it beats a bf16 product only at a few rows).
-// Otherwise, and on every other device, the weight is dequantised (q * scale in the activation
-// dtype) and multiplied by LibTorch's ordinary linear: the same int8 weights, a float product.
+// Kernels (Int8Path), chosen per product by int8_path():
+//  - kVnni: strata's own AVX-512 VNNI product (agent/int8_gemm.h; activations quantised to int8 in
+//    blocks of 64 columns on the fly), on CPUs that have it, for at most kInt8GemmMaxRows rows;
+//  - kPack: LibTorch's at::_weight_int8pack_mm (int8 weights, bf16/fp32 activations, fp32
+//    accumulation) on other CPUs when K is a multiple of 16 (its vector loop has no tail: other K
+//    crash) and the product has at most kInt8KernelMaxRows rows (it recomputes the int8 -> float
+//    conversion for every row, so it beats a bf16 product only at a few rows);
+//  - kDequant otherwise, and on every other device: the weight is dequantised (q * scale in the
+//    activation dtype) and multiplied by LibTorch's ordinary linear.
 //
 // The header needs only ATen's Tensor, not <torch/torch.h>.
 #pragma once
@@ -18,6 +21,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <optional>
 
 namespace strata::agent {
 
@@ -27,8 +31,12 @@ struct Int8Weight {
   bool defined() const { return q.defined(); }
 };
 
-// Rows of a product up to which at::_weight_int8pack_mm is used on the CPU.
+// Rows of a product up to which at::_weight_int8pack_mm is used on a CPU without VNNI.
 inline constexpr int64_t kInt8KernelMaxRows = 8;
+// Rows of a product up to which the VNNI kernel is used (measured: bench/int8_gemm_bench).
+inline constexpr int64_t kInt8GemmMaxRows = 64;
+
+enum class Int8Path { kVnni, kPack, kDequant };
 
 // Quantises `w` ([N, K], any float dtype) with scales in `scale_dtype` (bf16 or fp32), on w's
 // device.
@@ -40,7 +48,14 @@ void requantize_int8(Int8Weight& dst, const at::Tensor& w);
 at::Tensor dequantize_int8(const Int8Weight& w);
 // x: [..., K] (cast to the scale's dtype) -> [..., N] in the scale's dtype. bias may be undefined.
 at::Tensor int8_linear(const at::Tensor& x, const Int8Weight& w, const at::Tensor& bias = {});
-// Whether int8_linear runs at::_weight_int8pack_mm for `rows` rows of K columns on `device`.
-bool int8_kernel_used(const at::Tensor& q, int64_t rows);
+// The same product through a given path (kVnni needs int8_gemm_available(), kPack K % 16 == 0 and a
+// CPU tensor): for tests and benchmarks.
+at::Tensor int8_linear_via(Int8Path path, const at::Tensor& x, const Int8Weight& w, const at::Tensor& bias = {});
+// The path int8_linear takes for `rows` rows with weight q (its device, its K).
+Int8Path int8_path(const at::Tensor& q, int64_t rows);
+// Tests and benchmarks: every int8_linear afterwards takes `path` where it can (kVnni where
+// int8_gemm_available(), kPack where K % 16 == 0 on the CPU; else kDequant); nullopt restores the
+// default choice. Process-wide, not synchronised: set it while no product runs.
+void override_int8_path(std::optional<Int8Path> path);
 
 }  // namespace strata::agent

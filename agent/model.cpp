@@ -5,8 +5,11 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <functional>
 #include <sstream>
 
+#include "agent/int8_decode.h"
+#include "agent/int8_gemm.h"
 #include "agent/kv_cache.h"
 #include "core/error.h"
 
@@ -393,6 +396,7 @@ Tensor Model::forward_cached(const Tensor& input_ids, KVCache& cache, const std:
   const int64_t kv_len = max_start + T;
   STRATA_CHECK(kv_len <= cache.capacity(),
                "KV cache capacity " << cache.capacity() << " exceeded: a sequence needs " << kv_len << " positions");
+  if (fused_decode_applies(input_ids, cache)) return decode_int8(input_ids, cache, slots, start);
   auto lopt = torch::TensorOptions().dtype(torch::kInt64);
   Tensor slot_idx = torch::tensor(slots, lopt).to(dev);
   Tensor pos = (torch::tensor(start, lopt).view({B, 1}) + torch::arange(T, lopt).view({1, T})).to(dev);  // [B, T]
@@ -406,6 +410,98 @@ Tensor Model::forward_cached(const Tensor& input_ids, KVCache& cache, const std:
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l)
     x = block(layers_[static_cast<size_t>(l)], x, cos, sin, mask, &cache, l, slot_idx, pos, kv_len, slot_first);
   return rms_norm(x, norm_, config_.rms_norm_eps);
+}
+
+bool Model::fused_decode_applies(const Tensor& input_ids, KVCache& cache) const {
+  if (!is_int8() || input_ids.size(1) != 1 || !device().is_cpu()) return false;
+  if (int8_path(head_q_.q, input_ids.size(0)) != Int8Path::kVnni) return false;
+  const auto dt = dtype();
+  if (dt != torch::kBFloat16 && dt != torch::kFloat32) return false;
+  if (config_.num_attention_heads % config_.num_key_value_heads != 0 || config_.head_dim % 2 != 0) return false;
+  for (int64_t l = 0; l < cache.num_layers(); ++l)
+    if (cache.k(l).scalar_type() != dt || !cache.k(l).is_contiguous() || !cache.v(l).is_contiguous()) return false;
+  return true;
+}
+
+namespace {
+
+template <typename T>
+void add_bias_rows(float* y, const Tensor& bias, int64_t B, int64_t N) {
+  const T* b = bias.data_ptr<T>();
+  for (int64_t r = 0; r < B; ++r)
+    for (int64_t n = 0; n < N; ++n) y[r * N + n] += static_cast<float>(b[n]);
+}
+
+template <typename T>
+Tensor decode_int8_impl(const Tensor& ids_in, KVCache& cache, const std::vector<int64_t>& slots,
+                        const std::vector<int64_t>& start, const ModelConfig& c, const Tensor& embed,
+                        const Tensor& norm, const Tensor& inv_freq,
+                        const std::function<const Tensor&(int64_t, int)>& weight,
+                        const std::function<const Int8Weight&(int64_t, int)>& qweight, const int* idx) {
+  // idx: positions of the W enum the caller passes (kInNorm, kQ, kQb, kK, kKb, kV, kVb, kO, kOb,
+  // kPostNorm, kGate, kGateB, kUp, kUpB, kDown, kDownB).
+  const int64_t B = ids_in.size(0), H = c.hidden_size, D = c.head_dim, Hq = c.num_attention_heads,
+                Hk = c.num_key_value_heads, I = c.intermediate_size, QD = Hq * D, KD = Hk * D, h2 = D / 2;
+  const Tensor ids = ids_in.to(torch::kCPU, torch::kInt64).contiguous();
+  std::vector<float> x(B * H), hn(B * H), q(B * QD), k(B * KD), v(B * KD), att(B * QD), o(B * H), g(B * I),
+      u(B * I), cs(B * h2), sn(B * h2);
+  const T* emb = embed.data_ptr<T>();
+  const int64_t* idp = ids.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < H; ++i) x[b * H + i] = static_cast<float>(emb[idp[b] * H + i]);
+  // Rotary angles in float32 as rotary() computes them: position * inv_freq.
+  const float* inv = inv_freq.data_ptr<float>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < h2; ++i) {
+      const float a = static_cast<float>(start[b]) * inv[i];
+      cs[b * h2 + i] = std::cos(a);
+      sn[b * h2 + i] = std::sin(a);
+    }
+  const int64_t C = cache.capacity();
+  auto proj = [&](int64_t l, int w, int bias, const float* in, float* out, int64_t N) {
+    int8_gemm_f32(in, B, qweight(l, idx[w]).q, qweight(l, idx[w]).scale, out);
+    const Tensor& bt = weight(l, idx[bias]);
+    if (bt.defined()) add_bias_rows<T>(out, bt, B, N);
+  };
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    decode::rms_norm(x.data(), weight(l, idx[0]).data_ptr<T>(), B, H, c.rms_norm_eps, hn.data());
+    proj(l, 1, 2, hn.data(), q.data(), QD);
+    proj(l, 3, 4, hn.data(), k.data(), KD);
+    proj(l, 5, 6, hn.data(), v.data(), KD);
+    decode::rope(q.data(), B, Hq, D, cs.data(), sn.data());
+    decode::rope(k.data(), B, Hk, D, cs.data(), sn.data());
+    T* kc = cache.k(l).data_ptr<T>();
+    T* vc = cache.v(l).data_ptr<T>();
+    decode::store_kv(k.data(), v.data(), kc, vc, Hk, C, D, slots.data(), start.data(), B);
+    decode::attention(q.data(), kc, vc, Hq, Hk, C, D, slots.data(), start.data(), B, att.data());
+    proj(l, 7, 8, att.data(), o.data(), H);
+    for (int64_t i = 0; i < B * H; ++i) x[i] += o[i];
+    decode::rms_norm(x.data(), weight(l, idx[9]).data_ptr<T>(), B, H, c.rms_norm_eps, hn.data());
+    proj(l, 10, 11, hn.data(), g.data(), I);
+    proj(l, 12, 13, hn.data(), u.data(), I);
+    decode::silu_mul(g.data(), u.data(), B * I, g.data());
+    proj(l, 14, 15, g.data(), o.data(), H);
+    for (int64_t i = 0; i < B * H; ++i) x[i] += o[i];
+  }
+  decode::rms_norm(x.data(), norm.data_ptr<T>(), B, H, c.rms_norm_eps, hn.data());
+  Tensor out = torch::empty({B, 1, H}, torch::TensorOptions().dtype(embed.scalar_type()));
+  T* op = out.data_ptr<T>();
+  for (int64_t i = 0; i < B * H; ++i) op[i] = static_cast<T>(hn[i]);
+  return out;
+}
+
+}  // namespace
+
+Tensor Model::decode_int8(const Tensor& input_ids, KVCache& cache, const std::vector<int64_t>& slots,
+                          const std::vector<int64_t>& start) const {
+  static const int idx[] = {kInNorm, kQ, kQb, kK, kKb, kV, kVb, kO, kOb, kPostNorm, kGate, kGateB, kUp, kUpB, kDown, kDownB};
+  auto weight = [&](int64_t l, int w) -> const Tensor& { return layers_[static_cast<size_t>(l)].w[w]; };
+  auto qweight = [&](int64_t l, int w) -> const Int8Weight& { return layers_[static_cast<size_t>(l)].q[w]; };
+  if (dtype() == torch::kBFloat16)
+    return decode_int8_impl<c10::BFloat16>(input_ids, cache, slots, start, config_, embed_, norm_, inv_freq_, weight,
+                                           qweight, idx);
+  return decode_int8_impl<float>(input_ids, cache, slots, start, config_, embed_, norm_, inv_freq_, weight, qweight,
+                                 idx);
 }
 
 Tensor rotary_inv_freq(const ModelConfig& c) {

@@ -5,6 +5,8 @@
 //          prefill the engine shares unless --no-share; --prompt-ids gives one prompt that every
 //          sequence starts from instead (scripts/bench/decode.sh, the same ids as llama.cpp's);
 //   peak:  the float32 GEMM rate of agent/runtime.h bench_matmul (n = 1024), GFLOP/s;
+//          (--int8-path forces one int8 product for parity checks; --print-tokens adds the first
+//          sequence's tokens and log-probs);
 //   train: forward + backward of sequence_logprobs over [--batch, --seq] ids, tokens/s.
 // Prints one JSON line per run.
 #include <chrono>
@@ -31,6 +33,8 @@ int main(int argc, char** argv) {
   bool no_share = false;
   std::string dtype = "auto";
   std::string prompt_ids;
+  std::string int8_path = "auto";
+  bool print_tokens = false;
   app.add_option("--model", model_dir, "model directory (gen, train)");
   app.add_option("--mode", mode, "gen, train or peak (float32 GEMM GFLOP/s)")
       ->check(CLI::IsMember({"gen", "train", "peak"}));
@@ -46,7 +50,13 @@ int main(int argc, char** argv) {
                  "weights: auto (float32 on the CPU), float32, bfloat16 or int8 (weight-only int8, bf16 activations)")
       ->capture_default_str();
   app.add_option("--prompt-ids", prompt_ids, "gen: comma-separated token ids, the prompt of every sequence");
+  app.add_option("--int8-path", int8_path, "int8 products: auto, vnni, pack or dequant (agent/int8_linear.h)")
+      ->check(CLI::IsMember({"auto", "vnni", "pack", "dequant"}))
+      ->capture_default_str();
+  app.add_flag("--print-tokens", print_tokens, "gen: add the first sequence's tokens and log-probs to the JSON");
   return strata::cli::run_main(app, argc, argv, [&] {
+    if (int8_path != "auto")
+      override_int8_path(int8_path == "vnni" ? Int8Path::kVnni : int8_path == "pack" ? Int8Path::kPack : Int8Path::kDequant);
     if (threads > 0) torch::set_num_threads(threads);
     if (mode == "peak") {
       const auto r = bench_matmul(1024, 5, "float32", "cpu");
@@ -89,9 +99,10 @@ int main(int argc, char** argv) {
       EngineOptions e{batch, prompt_len + new_tokens + 1};
       e.share_prompt_prefill = !no_share;
       int64_t produced = 0;
+      std::vector<GenerationResult> res;
       for (int64_t r = 0; r <= reps; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
-        auto res = generate(model, prompts, g, e);
+        res = generate(model, prompts, g, e);
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         produced = 0;
         for (const auto& x : res) produced += static_cast<int64_t>(x.tokens.size());
@@ -99,7 +110,11 @@ int main(int argc, char** argv) {
       }
       j = {{"mode", "gen"}, {"batch", batch}, {"group", group}, {"share", !no_share},
            {"dtype", dtype}, {"prompt_len", prompt_len}, {"new", new_tokens},
-           {"seconds", best}, {"tokens_per_s", produced / best}};
+           {"seconds", best}, {"tokens_per_s", produced / best}, {"int8_path", int8_path}};
+      if (print_tokens) {
+        j["tokens"] = res.at(0).tokens;
+        j["logprobs"] = res.at(0).logprobs;
+      }
     } else {
       model.set_requires_grad(true);
       torch::Tensor ids = torch::randint(0, V, {batch, seq}, torch::kInt64);

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "agent/generation.h"
+#include "agent/int8_gemm.h"
 #include "agent/model.h"
 #include "agent/model_config.h"
 
@@ -38,40 +39,88 @@ TEST(Int8Linear, QuantisesPerOutputChannel) {
 // y = x W^T with int8 weights against the float product. Stated bound per output n:
 //   |y_int8 - y| <= sum_k |x_k| * scale_n / 2                      (weights off by half a step)
 //                 + eps * sum_k |x_k w_nk| + eps * |y_n|          (bf16: activations, output)
+//                 + sum_k s_b(k) / 2 * |q_nk| * scale_n           (vnni only: x quantised in
+//                                                                  blocks of 64, step s_b)
 // with eps = 2^-8 for bf16 activations and 0 (plus 1e-4 of slack) for fp32.
+std::vector<Int8Path> paths_here(int64_t K) {
+  std::vector<Int8Path> out = {Int8Path::kDequant};
+  if (K % 16 == 0) out.push_back(Int8Path::kPack);
+  if (int8_gemm_available()) out.push_back(Int8Path::kVnni);
+  return out;
+}
+
+// Half the activation step of each element's 64-column block: [rows, K].
+torch::Tensor half_block_step(const torch::Tensor& x) {
+  const int64_t rows = x.size(0), K = x.size(1), nb = (K + 63) / 64;
+  const torch::Tensor padded = torch::constant_pad_nd(x.abs().to(torch::kFloat32), {0, nb * 64 - K});
+  const torch::Tensor step = padded.view({rows, nb, 64}).amax(-1, true) / 127.0;
+  return (step.expand({rows, nb, 64}).reshape({rows, nb * 64}).narrow(1, 0, K)) * 0.5;
+}
+
 TEST(Int8Linear, ProductMatchesFloatWithinTheQuantisationBound) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(4);
-  for (int64_t K : {64, 24}) {  // 24: not a multiple of 16, always the dequantised path
-    const torch::Tensor w = torch::randn({96, K}, gen) * 0.05, bias = torch::randn({96}, gen);
+  for (int64_t K : {64, 24, 100, 589}) {  // 24, 100, 589: tails for the 16- and 64-wide loops
+    const int64_t N = 37;
+    const torch::Tensor w = torch::randn({N, K}, gen) * 0.05, bias = torch::randn({N}, gen);
     for (auto dtype : {torch::kBFloat16, torch::kFloat32}) {
       const auto qw = quantize_int8(w, dtype);
-      for (int64_t rows : {1, 5, 40}) {
+      const torch::Tensor deq = dequantize_int8(qw).to(torch::kFloat32);
+      for (int64_t rows : {1, 2, 3, 5, 8, 13, 33, 40, 70}) {
         const torch::Tensor x = torch::randn({rows, K}, gen);
-        const bool kernel = int8_kernel_used(qw.q, rows);
-        EXPECT_EQ(kernel, K % 16 == 0 && rows <= kInt8KernelMaxRows);
-        const torch::Tensor y = int8_linear(x, qw, bias);
-        ASSERT_EQ(y.scalar_type(), dtype);
-        ASSERT_EQ(y.sizes(), torch::IntArrayRef({rows, 96}));
+        const Int8Path chosen = int8_path(qw.q, rows);
+        if (int8_gemm_available()) EXPECT_EQ(chosen == Int8Path::kVnni, rows <= kInt8GemmMaxRows);
+        else EXPECT_EQ(chosen == Int8Path::kPack, K % 16 == 0 && rows <= kInt8KernelMaxRows);
         const torch::Tensor ref = torch::nn::functional::linear(x, w, bias);
         const double eps = dtype == torch::kBFloat16 ? kBf16Eps : 0.0;
         const torch::Tensor xa = x.abs();
-        const torch::Tensor bound = xa.matmul(qw.scale.to(torch::kFloat32).unsqueeze(0).expand({K, 96})) * 0.5 +
+        const torch::Tensor act_bound = half_block_step(x.to(dtype)).matmul(deq.abs().t());
+        const torch::Tensor bound = xa.matmul(qw.scale.to(torch::kFloat32).unsqueeze(0).expand({K, N})) * 0.5 +
                                     eps * xa.matmul(w.abs().t()) + eps * ref.abs() + 1e-4;
-        const torch::Tensor err = (y.to(torch::kFloat32) - ref).abs();
-        EXPECT_TRUE((err <= bound).all().item<bool>())
-            << "K " << K << " rows " << rows << " " << c10::toString(dtype) << " kernel " << kernel
-            << ": worst excess " << (err - bound).max().item<double>();
-        // And against the exact product of the int8 weights (only the float arithmetic differs).
-        const torch::Tensor exact = torch::nn::functional::linear(
-            x.to(dtype).to(torch::kFloat32), dequantize_int8(qw).to(torch::kFloat32), bias.to(dtype).to(torch::kFloat32));
-        EXPECT_LE((y.to(torch::kFloat32) - exact).abs().max().item<double>(),
-                  2 * eps * exact.abs().max().item<double>() + 1e-4);
+        // The exact product of the int8 weights (only the float arithmetic differs).
+        const torch::Tensor exact = torch::nn::functional::linear(x.to(dtype).to(torch::kFloat32), deq,
+                                                                  bias.to(dtype).to(torch::kFloat32));
+        for (Int8Path path : paths_here(K)) {
+          const torch::Tensor y = path == chosen ? int8_linear(x, qw, bias) : int8_linear_via(path, x, qw, bias);
+          ASSERT_EQ(y.scalar_type(), dtype);
+          ASSERT_EQ(y.sizes(), torch::IntArrayRef({rows, N}));
+          const torch::Tensor extra = path == Int8Path::kVnni ? act_bound : torch::zeros_like(act_bound);
+          const torch::Tensor err = (y.to(torch::kFloat32) - ref).abs();
+          EXPECT_TRUE((err <= bound + extra).all().item<bool>())
+              << "K " << K << " rows " << rows << " " << c10::toString(dtype) << " path " << static_cast<int>(path)
+              << ": worst excess " << (err - bound - extra).max().item<double>();
+          const torch::Tensor err_exact = (y.to(torch::kFloat32) - exact).abs();
+          EXPECT_TRUE((err_exact <= 2 * eps * exact.abs().max().item<double>() + 1e-4 + extra).all().item<bool>())
+              << "K " << K << " rows " << rows << " path " << static_cast<int>(path) << ": worst "
+              << (err_exact - extra).max().item<double>();
+        }
       }
     }
   }
   // A batched [B, T, K] input keeps its leading dimensions.
   const auto qw = quantize_int8(torch::randn({8, 32}, gen), torch::kBFloat16);
   EXPECT_EQ(int8_linear(torch::randn({2, 3, 32}, gen), qw).sizes(), torch::IntArrayRef({2, 3, 8}));
+}
+
+// Activations already on the int8 grid (integers, each 64-column block holding a 127, so every
+// block's step is 1): the VNNI product is exact, sum_k q_nk x_k * scale_n, for every tile shape
+// and tail (rows 1..33, N not a multiple of 4, K not a multiple of 64).
+TEST(Int8Gemm, IsExactOnGridActivations) {
+  if (!int8_gemm_available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  for (int64_t K : {1, 63, 64, 65, 200, 576}) {
+    for (int64_t N : {1, 3, 4, 7, 70}) {
+      const Int8Weight qw = quantize_int8(torch::randn({N, K}, gen), torch::kFloat32);
+      for (int64_t rows = 1; rows <= 33; rows += (rows < 9 ? 1 : 8)) {
+        torch::Tensor x = torch::randint(-60, 61, {rows, K}, gen, torch::kFloat32);
+        x.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, torch::indexing::None, 64)}, 127.0);
+        const torch::Tensor y = int8_gemm(x, qw.q, qw.scale);
+        // Integer products and sums stay below 2^24: exact in float.
+        const torch::Tensor ref = x.matmul(qw.q.to(torch::kFloat32).t()) * qw.scale.unsqueeze(0);
+        ASSERT_TRUE(torch::equal(y, ref)) << "K " << K << " N " << N << " rows " << rows << ": max diff "
+                                          << (y - ref).abs().max().item<double>();
+      }
+    }
+  }
 }
 
 ModelConfig tiny(bool tied) {
@@ -155,6 +204,38 @@ TEST(Int8Model, RefreshEqualsAFreshQuantisationOfTheTrainedWeights) {
     for (const auto& [name, w] : q.named_parameters())
       EXPECT_TRUE(torch::equal(w, named.at(name).to(torch::kBFloat16))) << name;
   }
+}
+
+// Decoding with the VNNI kernel follows the existing int8 path: the log-probs the cached decode
+// reports for its greedy tokens equal, within 0.02 nats, those of the same tokens scored by a
+// full forward through the dequantised product; and the full forward's log-probs of both paths
+// differ by at most 0.02 everywhere.
+TEST(Int8Model, VnniDecodingFollowsTheDequantisedPath) {
+  if (!int8_gemm_available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  const Model q = int8_copy(init_random_model(tiny(false), 11));
+  torch::NoGradGuard ng;
+  GenerationOptions go;
+  go.max_new_tokens = 12;
+  go.use_config_eos = false;
+  const std::vector<std::vector<int64_t>> prompts = {{1, 2, 3, 4, 5}, {9, 8, 7}};
+  const auto out = generate(q, prompts, go);  // default path: VNNI at these row counts
+  override_int8_path(Int8Path::kDequant);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<int64_t> seq = prompts[i];
+    seq.insert(seq.end(), out[i].tokens.begin(), out[i].tokens.end());
+    const torch::Tensor ids = torch::tensor(seq, torch::kLong).view({1, -1});
+    const torch::Tensor lp = torch::log_softmax(q.forward(ids).to(torch::kFloat32), -1)[0];
+    const int64_t P = static_cast<int64_t>(prompts[i].size());
+    for (size_t t = 0; t < out[i].tokens.size(); ++t) {
+      const double ref = lp[P - 1 + static_cast<int64_t>(t)][out[i].tokens[t]].item<double>();
+      EXPECT_NEAR(out[i].logprobs[t], ref, 0.02) << "sequence " << i << " token " << t;
+    }
+    override_int8_path(Int8Path::kVnni);
+    const torch::Tensor lv = torch::log_softmax(q.forward(ids).to(torch::kFloat32), -1)[0];
+    override_int8_path(Int8Path::kDequant);
+    EXPECT_LE((lv - lp).abs().max().item<double>(), 0.02);
+  }
+  override_int8_path(std::nullopt);
 }
 
 }  // namespace
