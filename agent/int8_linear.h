@@ -33,7 +33,9 @@ struct Int8Weight {
 
 // Rows of a product up to which at::_weight_int8pack_mm is used on a CPU without VNNI.
 inline constexpr int64_t kInt8KernelMaxRows = 8;
-// Rows of a product up to which the VNNI kernel is used (measured: bench/int8_gemm_bench).
+// Rows of a product up to which the VNNI kernel is used, and with it Model's fused decoding step.
+// The product alone is no faster than oneDNN's bf16 one above ~16 rows here (bench/int8_gemm_bench);
+// the fused step it enables is (docs/BENCHMARKS.md, issue 17).
 inline constexpr int64_t kInt8GemmMaxRows = 64;
 
 enum class Int8Path { kVnni, kPack, kDequant };
