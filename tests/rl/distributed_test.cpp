@@ -65,36 +65,17 @@ std::vector<std::string> rank_env(int rank, int world, int port) {
 
 // A small world served on loopback, a world tokenizer and a tiny random policy, built once per
 // binary (tests/shared_fixture.h).
-struct DpWorld {
-  testing::TempDir dir;
-  std::unique_ptr<testing::LoopbackDaemon> daemon;
-  static void build(const std::string& dir) { testing::build_tiny_train_world(dir, 3); }
-  DpWorld() {
-    setenv("STRATA_NO_PROGRESS", "1", 1);
-    const std::string shared = testing::shared_fixture_dir("rl_distributed", build);
-    testing::copy_tree(shared + "/world", dir.file("world"));
-    testing::copy_tree(shared + "/tiny", dir.file("tiny"));
-    daemon = std::make_unique<testing::LoopbackDaemon>(shared + "/index");
-  }
+struct DpWorld : testing::TinyTrainWorld {
+  DpWorld() : TinyTrainWorld("rl_distributed", 3) {}
   // Stratified GRPO with batch-scope strata (they span the ranks), KL, an entropy bonus (a
   // gradient even when every reward is 0), two mini-batches of 2 micro-batches per step.
   // `edit` changes the config further (ZeRO-1, precision).
   std::string config(const std::string& out, int steps,
                      const std::function<void(TrainerConfig&)>& edit = {}) const {
-    TrainerConfig tc;
-    tc.model = dir.file("tiny");
-    tc.train_data = dir.file("world/train.jsonl");
-    tc.retriever = daemon->url();
-    tc.out_dir = dir.file(out);
-    tc.steps = steps;
+    TrainerConfig tc = base_config(out, steps);
     tc.prompts_per_step = 4;
-    tc.threads = 1;
-    tc.lr = 1e-3;
     tc.rollout.samples_per_prompt = 3;
     tc.rollout.max_batch = 12;
-    tc.rollout.max_seq_len = 1024;
-    tc.rollout.env.max_turn_tokens = 24;
-    tc.rollout.env.max_obs_tokens = 80;
     tc.rollout.env.max_response_tokens = 300;
     tc.advantage.estimator = Estimator::kStratified;
     tc.advantage.scope = StrataScope::kBatch;

@@ -39,32 +39,13 @@ namespace {
 // A small world, its index served on loopback, a world tokenizer and a tiny random policy. They
 // are built once per test binary (tests/shared_fixture.h); each TrainWorld copies the world and
 // the policy into its own folder (where its runs write) and serves the shared index.
-struct TrainWorld {
-  testing::TempDir dir;
-  std::unique_ptr<testing::LoopbackDaemon> daemon;
-  static void build(const std::string& dir) { testing::build_tiny_train_world(dir, 2); }
-  TrainWorld() {
-    setenv("STRATA_NO_PROGRESS", "1", 1);
-    const std::string shared = testing::shared_fixture_dir("rl_trainer", build);
-    testing::copy_tree(shared + "/world", dir.file("world"));
-    testing::copy_tree(shared + "/tiny", dir.file("tiny"));
-    daemon = std::make_unique<testing::LoopbackDaemon>(shared + "/index");
-  }
+struct TrainWorld : testing::TinyTrainWorld {
+  TrainWorld() : TinyTrainWorld("rl_trainer", 2) {}
   TrainerConfig config(const std::string& out, int steps) const {
-    TrainerConfig tc;
-    tc.model = dir.file("tiny");
-    tc.train_data = dir.file("world/train.jsonl");
-    tc.retriever = daemon->url();
-    tc.out_dir = dir.file(out);
-    tc.steps = steps;
+    TrainerConfig tc = base_config(out, steps);
     tc.prompts_per_step = 3;
-    tc.threads = 1;
-    tc.lr = 1e-3;
     tc.rollout.samples_per_prompt = 2;
     tc.rollout.max_batch = 6;
-    tc.rollout.max_seq_len = 1024;
-    tc.rollout.env.max_turn_tokens = 24;
-    tc.rollout.env.max_obs_tokens = 80;
     tc.rollout.env.max_response_tokens = 400;
     tc.update.mini_batch = 6;
     tc.update.micro_batch = 3;
