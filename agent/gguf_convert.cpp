@@ -279,12 +279,7 @@ void export_gguf(const std::string& model_dir, const std::string& out_path, cons
   meta.emplace_back(arch + ".rope.freq_base", Value::of_f32(static_cast<float>(c.rope_theta)));
   meta.emplace_back(arch + ".attention.layer_norm_rms_epsilon", Value::of_f32(static_cast<float>(c.rms_norm_eps)));
   meta.emplace_back(arch + ".vocab_size", Value::of_u32(static_cast<uint32_t>(c.vocab_size)));
-  try {
-    for (auto& kv : gguf::tokenizer_to_gguf(tok_json, tok_cfg, model_dir)) meta.push_back(std::move(kv));
-  } catch (const nlohmann::json::exception& e) {
-    // A key of the wrong type or a missing one in tokenizer.json / tokenizer_config.json.
-    STRATA_FAIL(model_dir << "/tokenizer.json or tokenizer_config.json has an unexpected layout: " << e.what());
-  }
+  for (auto& kv : gguf::tokenizer_to_gguf(tok_json, tok_cfg, model_dir)) meta.push_back(std::move(kv));
 
   const auto weights = load_safetensors_dir(model_dir);
   std::vector<gguf::WriteTensor> out;

@@ -152,9 +152,11 @@ HfTokenizerFiles tokenizer_from_gguf(const GgufFile& f, int64_t model_max_length
           cfg.dump(2, ' ', false, json::error_handler_t::replace) + "\n"};
 }
 
-std::vector<std::pair<std::string, Value>> tokenizer_to_gguf(const std::string& tokenizer_json,
-                                                             const std::string& tokenizer_config_json,
-                                                             const std::string& source) {
+namespace {
+
+std::vector<std::pair<std::string, Value>> tokenizer_to_gguf_unchecked(const std::string& tokenizer_json,
+                                                                       const std::string& tokenizer_config_json,
+                                                                       const std::string& source) {
   json tj;
   try {
     tj = json::parse(tokenizer_json);
@@ -244,6 +246,19 @@ std::vector<std::pair<std::string, Value>> tokenizer_to_gguf(const std::string& 
   if (cfg.contains("chat_template") && cfg.at("chat_template").is_string())
     out.emplace_back("tokenizer.chat_template", Value::of_string(cfg.at("chat_template").get<std::string>()));
   return out;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, Value>> tokenizer_to_gguf(const std::string& tokenizer_json,
+                                                             const std::string& tokenizer_config_json,
+                                                             const std::string& source) {
+  try {
+    return tokenizer_to_gguf_unchecked(tokenizer_json, tokenizer_config_json, source);
+  } catch (const json::exception& e) {
+    // A key missing or of the wrong type, e.g. a number for model.type.
+    STRATA_FAIL(source << "/tokenizer.json or tokenizer_config.json has an unexpected layout: " << e.what());
+  }
 }
 
 }  // namespace strata::agent::gguf

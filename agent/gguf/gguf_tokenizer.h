@@ -28,7 +28,8 @@ struct HfTokenizerFiles {
 HfTokenizerFiles tokenizer_from_gguf(const GgufFile& file, int64_t model_max_length);
 
 // The tokenizer.ggml.* metadata (and tokenizer.chat_template) for a tokenizer.json and its
-// tokenizer_config.json text (may be empty). `source` names the folder in errors.
+// tokenizer_config.json text (may be empty). `source` names the folder in errors; a file that
+// is not JSON or whose keys are missing or of the wrong type is a strata::Error.
 std::vector<std::pair<std::string, Value>> tokenizer_to_gguf(const std::string& tokenizer_json,
                                                              const std::string& tokenizer_config_json,
                                                              const std::string& source);
