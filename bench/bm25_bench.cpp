@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   int k = 10, threads = 0, rounds = 1;
   double slowest_fraction = 0.01;
   bool verify = false;
+  std::string bound_scan = "auto";
   app.add_option("--index", index_dir, "index directory")->required();
   app.add_option("--queries", queries_file, "queries, one per line")->required();
   app.add_option("--k", k, "hits per query")->capture_default_str();
@@ -52,6 +53,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--hits-out", hits_out, "write each query's hit ids (corpus ids), one line each");
   app.add_flag("--verify", verify, "check every result against exhaustive scoring");
+  app.add_option("--bound-scan", bound_scan,
+                 "when top-k runs the bound scan over the impact arrays: auto, off or always")
+      ->check(CLI::IsMember({"auto", "off", "always"}))
+      ->capture_default_str();
   app.add_option("--slowest", slowest_fraction, "share of queries listed as the slowest (by their fastest pass)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
@@ -60,6 +65,9 @@ int main(int argc, char** argv) {
     const auto t_load = Clock::now();
     strata::retrieval::Bm25Index index(index_dir);
     const double load_ms = ms_since(t_load);
+    index.set_bound_scan(bound_scan == "off"      ? strata::retrieval::BoundScan::kOff
+                         : bound_scan == "always" ? strata::retrieval::BoundScan::kAlways
+                                                  : strata::retrieval::BoundScan::kAuto);
     std::vector<std::string> queries;
     {
       std::ifstream in(queries_file);
@@ -130,6 +138,8 @@ int main(int argc, char** argv) {
     j["load_ms"] = load_ms;
     j["index_bytes"] = index.size_bytes();
     j["num_docs"] = index.num_docs();
+    j["impact_arrays"] = index.num_impact_arrays();
+    j["bound_scan"] = bound_scan;
     j["contents_bytes"] = bytes;
     if (verify) j["verify_mismatches"] = mismatches;
     // The slowest queries, each by its fastest pass (so one preempted pass does not count).

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <exception>
@@ -162,6 +163,8 @@ void validate(const BuildOptions& o) {
   STRATA_CHECK(std::isfinite(o.b) && o.b >= 0 && o.b <= 1, "b must be in [0, 1], got " << o.b);
   STRATA_CHECK(o.threads >= 0, "threads must be >= 0 (0 = all cores), got " << o.threads);
   STRATA_CHECK(o.run_postings >= 1024, "run_postings must be >= 1024, got " << o.run_postings);
+  STRATA_CHECK(std::isfinite(o.impact_share) && o.impact_share >= 0 && o.impact_share <= 1,
+               "impact_share must be in [0, 1], got " << o.impact_share);
   Analyzer check(o.analyzer);  // throws on an unknown stemmer
 }
 
@@ -231,6 +234,7 @@ struct IndexBuilder::Impl {
   // Inversion state.
   TermTable terms;
   std::vector<uint32_t> doc_lens;
+  std::vector<uint32_t> term_df;  // documents per term id
   uint64_t total_len = 0;
   uint64_t num_postings = 0;
   std::vector<Posting> postings;
@@ -352,6 +356,8 @@ struct IndexBuilder::Impl {
         for (; e < part.doc_end[d]; ++e) {
           const auto& en = part.entries[e];
           const uint32_t term = terms.intern(std::string_view(part.bytes.data() + en.offset, en.length));
+          if (term >= term_df.size()) term_df.resize(term + 1, 0);
+          ++term_df[term];
           postings.push_back({term, doc, en.tf});
         }
         if (postings.size() >= opt.run_postings) spill(false);
@@ -516,6 +522,42 @@ struct IndexBuilder::Impl {
     for (size_t r = 0; r < runs.size(); ++r)
       next_term[r] = runs[r]->at_end() ? -1 : static_cast<int64_t>(runs[r]->varint());
     std::vector<format::TermRecord> records(nterms);
+
+    // Dictionary order (sorted by term bytes), needed now for impacts.bin's table.
+    std::vector<uint32_t> order(nterms), slot(nterms);
+    for (uint32_t t = 0; t < nterms; ++t) order[t] = t;
+    std::sort(order.begin(), order.end(),
+              [&](uint32_t a, uint32_t b) { return terms.term(a) < terms.term(b); });
+    for (uint32_t i = 0; i < nterms; ++i) slot[order[i]] = i;
+
+    // impacts.bin: the table first (the arrays' offsets follow from the terms' order of
+    // merging), then each array as its term is merged.
+    const uint64_t stride = format::impact_stride(n);
+    uint64_t impact_min_df = ~uint64_t{0};
+    if (opt.impact_share > 0)
+      impact_min_df = std::max<uint64_t>(
+          1, static_cast<uint64_t>(std::ceil(opt.impact_share * static_cast<double>(n))));
+    std::vector<uint32_t> impact_terms;  // term ids, merge order
+    for (uint32_t t = 0; t < nterms; ++t)
+      if (t < term_df.size() && term_df[t] >= impact_min_df) impact_terms.push_back(t);
+    FileWriter imp((fs::path(dir) / format::kImpacts).string());
+    write_header(imp, format::FileKind::kImpacts);
+    {
+      const uint64_t table_end = sizeof(format::FileHeader) + 8 +
+                                 impact_terms.size() * sizeof(format::ImpactEntry);
+      const uint64_t first = (table_end + 63) / 64 * 64;
+      std::vector<format::ImpactEntry> table;
+      for (size_t i = 0; i < impact_terms.size(); ++i)
+        table.push_back({slot[impact_terms[i]], 0, first + i * stride});
+      std::sort(table.begin(), table.end(),
+                [](const auto& a, const auto& b) { return a.term < b.term; });
+      imp.put(static_cast<uint32_t>(table.size()));
+      imp.put(uint32_t{0});
+      for (const auto& e : table) imp.put(e);
+      imp.pad_to(64);
+    }
+    std::vector<uint8_t> impact_array;
+    size_t next_impact = 0;
     FileWriter post((fs::path(dir) / format::kPostings).string());
     write_header(post, format::FileKind::kPostings);
     std::vector<uint32_t> ds, tfs;
@@ -543,6 +585,14 @@ struct IndexBuilder::Impl {
       records[t].postings = post.size();
       records[t].df = static_cast<uint32_t>(ds.size());
       records[t].max_tf_part = write_term(post, ds, tfs, norms, data, headers);
+      if (next_impact < impact_terms.size() && impact_terms[next_impact] == t) {
+        impact_array.assign(stride, 0);
+        for (size_t i = 0; i < ds.size(); ++i)
+          impact_array[ds[i]] =
+              format::impact_byte(format::tf_part(tfs[i], norms[ds[i]]), records[t].max_tf_part);
+        imp.write(impact_array.data(), impact_array.size());
+        ++next_impact;
+      }
       if (merging && (t & 0xFFFF) == 0) merging->add(std::min<uint32_t>(0x10000, nterms - t));
     }
     if (merging) merging->finish();
@@ -550,16 +600,14 @@ struct IndexBuilder::Impl {
     post.write(zeros, sizeof(zeros));
     post.close();
     checksum(post, format::kPostings);
+    imp.close();
+    checksum(imp, format::kImpacts);
     runs.clear();
     std::error_code ec;
     for (const auto& p : run_paths) fs::remove(p, ec);
     run_paths.clear();
 
     // Dictionary, sorted by term bytes.
-    std::vector<uint32_t> order(nterms);
-    for (uint32_t t = 0; t < nterms; ++t) order[t] = t;
-    std::sort(order.begin(), order.end(),
-              [&](uint32_t a, uint32_t b) { return terms.term(a) < terms.term(b); });
     {
       FileWriter strs((fs::path(dir) / format::kTermStrings).string());
       FileWriter recs((fs::path(dir) / format::kTerms).string());

@@ -9,7 +9,21 @@
 //   doclens.bin    header + uint32 length (in terms) per document
 //   docs.idx       header + uint64 offset per document, plus one past the end, into docs.bin
 //   docs.bin       header + per document: uint32 id length, id bytes, contents bytes
+//   impacts.bin    (version 2) header + per very common term, one byte per document bounding
+//                  its tf_part (below)
 // Every .bin/.idx/.str file starts with a 16-byte FileHeader. Integers are little-endian.
+//
+// Versions: the manifest's "version" is the index format (kVersion); a version-1 index (no
+// impacts.bin) is still read, and searched without the bound scan. The FileHeaders carry their
+// own kFileVersion, unchanged since version 1.
+//
+// impacts.bin: after the header, uint32 count and uint32 zero, then `count` ImpactEntry records
+// sorted by term, then the arrays. A term gets an array when its df reaches the builder's
+// impact_share of the documents. Its array holds impact_stride(num_docs) bytes (num_docs rounded
+// up to 256, the tail zero) at a 64-byte aligned file offset: byte d is 0 when document d lacks
+// the term, else the smallest q in 1..255 with q * max_tf_part / 255 >= the posting's tf_part
+// (computed in double; the term's max_tf_part is in its TermRecord). top_k sums these bytes over
+// all documents with SIMD to bound every document's score at once (bm25_search.h).
 //
 // A posting block holds up to 128 documents: byte 0 = bit width of the document gaps, byte 1 =
 // bit width of (tf - 1), then the gaps (doc - previous doc - 1; the first block's previous doc is
@@ -32,7 +46,9 @@
 
 namespace strata::retrieval::format {
 
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;      // the manifest's format version (what this build writes)
+constexpr uint32_t kMinVersion = 1;   // the oldest manifest version this build reads
+constexpr uint32_t kFileVersion = 1;  // the version in every FileHeader
 constexpr char kFormatName[] = "strata-bm25";
 constexpr uint32_t kBlockSize = 128;
 constexpr size_t kPostingsPadding = 8;
@@ -44,6 +60,7 @@ constexpr char kPostings[] = "postings.bin";
 constexpr char kDocLens[] = "doclens.bin";
 constexpr char kDocIndex[] = "docs.idx";
 constexpr char kDocs[] = "docs.bin";
+constexpr char kImpacts[] = "impacts.bin";
 
 // Which file a header belongs to (so a file swapped for another is caught).
 enum class FileKind : uint32_t {
@@ -53,6 +70,7 @@ enum class FileKind : uint32_t {
   kDocLens = 4,
   kDocIndex = 5,
   kDocs = 6,
+  kImpacts = 7,
 };
 
 struct FileHeader {
@@ -66,7 +84,7 @@ constexpr char kMagic[8] = {'S', 'T', 'R', 'B', 'M', '2', '5', '\0'};
 inline FileHeader make_header(FileKind kind) {
   FileHeader h;
   std::memcpy(h.magic, kMagic, sizeof(kMagic));
-  h.version = kVersion;
+  h.version = kFileVersion;
   h.kind = static_cast<uint32_t>(kind);
   return h;
 }
@@ -86,6 +104,29 @@ struct BlockHeader {
   float max_tf_part;   // the largest tf_part in the block
 };
 static_assert(sizeof(BlockHeader) == 12, "BlockHeader must be 12 bytes");
+
+struct ImpactEntry {
+  uint32_t term;    // the term's slot in terms.bin
+  uint32_t zero;
+  uint64_t offset;  // of its array, from the start of impacts.bin
+};
+static_assert(sizeof(ImpactEntry) == 16, "ImpactEntry must be 16 bytes");
+
+// Bytes of one impact array: num_docs rounded up to 256 (the bound scan's chunk).
+constexpr uint32_t kImpactChunk = 256;
+inline uint64_t impact_stride(uint64_t num_docs) {
+  return (num_docs + kImpactChunk - 1) / kImpactChunk * kImpactChunk;
+}
+
+// The impact byte of a posting with this tf_part, in a list whose largest is max_tf_part.
+inline uint8_t impact_byte(float tf_part, float max_tf_part) {
+  if (!(max_tf_part > 0)) return 255;
+  const double t = tf_part, m = max_tf_part;
+  double q = std::ceil(t * 255.0 / m);
+  if (q < 1) q = 1;
+  while (q < 255 && q * m / 255.0 < t) q += 1;
+  return static_cast<uint8_t>(q > 255 ? 255 : q);
+}
 
 inline uint32_t num_blocks(uint32_t df) { return (df + kBlockSize - 1) / kBlockSize; }
 

@@ -55,7 +55,10 @@ struct Bm25Index::Impl {
   double k1 = 0, b = 0, avg_doc_len = 0;
   uint64_t n = 0, nterms = 0, npostings = 0;
   AnalyzerOptions analyzer;
-  MappedFile terms, strings, postings, doclens, docidx, docs;
+  MappedFile terms, strings, postings, doclens, docidx, docs, impacts;
+  uint32_t format_version = 0;
+  // The impact arrays (impacts.bin), by term slot, sorted.
+  std::vector<std::pair<uint32_t, const uint8_t*>> impact_arrays;
   const format::TermRecord* records = nullptr;
   const char* term_bytes = nullptr;
   size_t term_bytes_size = 0;
@@ -76,9 +79,9 @@ struct Bm25Index::Impl {
     std::memcpy(&h, f.data(), sizeof(h));
     STRATA_CHECK(std::memcmp(h.magic, format::kMagic, sizeof(h.magic)) == 0,
                  "index file " << path << " is not a strata BM25 file (bad magic)");
-    STRATA_CHECK(h.version == format::kVersion,
-                 "index file " << path << " has format version " << h.version
-                               << "; this build reads version " << format::kVersion
+    STRATA_CHECK(h.version == format::kFileVersion,
+                 "index file " << path << " has file version " << h.version
+                               << "; this build reads version " << format::kFileVersion
                                << ": rebuild the index with build_index");
     STRATA_CHECK(h.kind == static_cast<uint32_t>(kind),
                  "index file " << path << " holds the wrong kind of data (" << h.kind << ")");
@@ -119,10 +122,11 @@ struct Bm25Index::Impl {
                      fmt->get<std::string>() == format::kFormatName,
                  "index manifest " << mpath << " is not a " << format::kFormatName << " manifest");
     const auto version = manifest_field<uint32_t>(m, "version", mpath);
-    STRATA_CHECK(version == format::kVersion,
+    STRATA_CHECK(version >= format::kMinVersion && version <= format::kVersion,
                  "index " << dir << " has format version " << version << " (" << mpath
-                          << "); this build reads version " << format::kVersion
-                          << ": rebuild the index with build_index");
+                          << "); this build reads versions " << format::kMinVersion << " to "
+                          << format::kVersion << ": rebuild the index with build_index");
+    format_version = version;
     k1 = manifest_field<double>(m, "k1", mpath);
     b = manifest_field<double>(m, "b", mpath);
     n = manifest_field<uint64_t>(m, "num_docs", mpath);
@@ -189,13 +193,48 @@ struct Bm25Index::Impl {
                    "index file " << terms.path() << " is corrupt at term " << t);
     }
 
+    if (format_version >= 2) map_impacts();
+
     norms.resize(n);
     for (uint64_t d = 0; d < n; ++d) norms[d] = format::doc_norm(lens[d], k1, b, avg_doc_len);
     view.data = postings.data();
     view.size = postings.size();
     view.norms = norms.data();
     view.num_docs = static_cast<uint32_t>(n);
+    view.impact_stride = static_cast<uint32_t>(format::impact_stride(n));
     sums = nullptr;  // pointed into the manifest, a local of this function
+  }
+
+  // impacts.bin (a version-2 index): the table of arrays, each checked to lie inside the file.
+  void map_impacts() {
+    const size_t hdr = sizeof(format::FileHeader);
+    const size_t bytes = map(impacts, format::kImpacts, format::FileKind::kImpacts);
+    const std::string& path = impacts.path();
+    STRATA_CHECK(bytes >= 8, "index file " << path << " is truncated");
+    uint32_t count = 0;
+    std::memcpy(&count, impacts.data() + hdr, sizeof(count));
+    const uint64_t table_end = hdr + 8 + uint64_t{count} * sizeof(format::ImpactEntry);
+    const uint64_t stride = format::impact_stride(n);
+    STRATA_CHECK(count <= nterms && table_end <= impacts.size(),
+                 "index file " << path << " is corrupt (" << count << " arrays)");
+    impact_arrays.clear();
+    impact_arrays.reserve(count);
+    for (uint32_t i = 0; i < count; ++i) {
+      format::ImpactEntry e;
+      std::memcpy(&e, impacts.data() + hdr + 8 + uint64_t{i} * sizeof(e), sizeof(e));
+      STRATA_CHECK(e.term < nterms && (i == 0 || e.term > impact_arrays.back().first) &&
+                       e.offset % 64 == 0 && e.offset >= table_end &&
+                       e.offset <= impacts.size() && stride <= impacts.size() - e.offset,
+                   "index file " << path << " is corrupt at array " << i);
+      impact_arrays.push_back({e.term, impacts.data() + e.offset});
+    }
+  }
+
+  const uint8_t* impacts_of(const format::TermRecord* r) const {
+    const uint32_t slot = static_cast<uint32_t>(r - records);
+    auto it = std::lower_bound(impact_arrays.begin(), impact_arrays.end(), slot,
+                               [](const auto& e, uint32_t v) { return e.first < v; });
+    return it != impact_arrays.end() && it->first == slot ? it->second : nullptr;
   }
 
   std::string_view term(uint64_t t) const {
@@ -226,7 +265,7 @@ struct Bm25Index::Impl {
       size_t j = 0;
       while (j < out.size() && out[j].record != r) ++j;
       if (j == out.size()) {
-        out.push_back({r, 0.0f});
+        out.push_back({r, 0.0f, impact_arrays.empty() ? nullptr : impacts_of(r)});
         counts.push_back(0);
       }
       ++counts[j];
@@ -296,11 +335,15 @@ double Bm25Index::avg_doc_len() const { return impl_->avg_doc_len; }
 uint64_t Bm25Index::num_terms() const { return impl_->nterms; }
 uint64_t Bm25Index::num_postings() const { return impl_->npostings; }
 const AnalyzerOptions& Bm25Index::analyzer_options() const { return impl_->analyzer; }
+uint32_t Bm25Index::num_impact_arrays() const {
+  return static_cast<uint32_t>(impl_->impact_arrays.size());
+}
+void Bm25Index::set_bound_scan(BoundScan mode) { impl_->view.bound_scan = mode; }
 
 uint64_t Bm25Index::size_bytes() const {
   const Impl& i = *impl_;
   uint64_t total = i.terms.size() + i.strings.size() + i.postings.size() + i.doclens.size() +
-                   i.docidx.size() + i.docs.size();
+                   i.docidx.size() + i.docs.size() + i.impacts.size();
   std::error_code ec;
   const auto m = fs::file_size(i.file(format::kManifest), ec);
   if (!ec) total += m;

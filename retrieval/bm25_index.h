@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "retrieval/analyzer.h"
+#include "retrieval/bm25_search.h"
 #include "retrieval/searcher.h"
 
 namespace strata::retrieval {
@@ -53,6 +54,12 @@ class Bm25Index final : public Searcher {
   const AnalyzerOptions& analyzer_options() const;
   // Bytes of all index files.
   uint64_t size_bytes() const;
+  // Terms with an impact array (impacts.bin; 0 for a version-1 index).
+  uint32_t num_impact_arrays() const;
+  // When search() runs the bound scan over the impact arrays (bm25_search.h): kAuto by cost,
+  // or always / never, for tests and benchmarks. Results are the same either way. Not
+  // thread-safe: set it before searching.
+  void set_bound_scan(BoundScan mode);
 
  private:
   struct Impl;

@@ -1,7 +1,17 @@
 #include "retrieval/bm25_search.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define STRATA_BM25_AVX512 1
+#endif
 
 #include "core/error.h"
 #include "retrieval/impl/codec.h"
@@ -68,6 +78,29 @@ void PostingCursor::advance(uint32_t target) {
   doc_ = docs_[pos_];
 }
 
+void PostingCursor::seek(uint32_t target) {
+  const bool in_block = block_ < nblocks_ && target <= headers_[block_].last_doc &&
+                        (block_ == 0 || target > headers_[block_ - 1].last_doc);
+  if (!in_block) {
+    uint32_t lo = 0, hi = nblocks_;  // the first block whose last document is >= target
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo) / 2;
+      if (headers_[mid].last_doc < target) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    if (lo == nblocks_) {
+      doc_ = kEnd;
+      return;
+    }
+    decode(lo);
+  }
+  pos_ = static_cast<uint32_t>(std::lower_bound(docs_, docs_ + count_, target) - docs_);
+  doc_ = docs_[pos_];  // the block's last document is >= target, so pos_ < count_
+}
+
 float PostingCursor::shallow_max(uint32_t target) {
   if (shallow_ < block_) shallow_ = block_;
   while (shallow_ < nblocks_ && headers_[shallow_].last_doc < target) ++shallow_;
@@ -97,7 +130,209 @@ std::vector<Hit> sorted_hits(std::vector<Hit>& heap) {
   return out;
 }
 
+// Adds a hit to the heap of the best kk; true when it entered.
+bool offer_hit(std::vector<Hit>& heap, size_t kk, const Hit& hit) {
+  if (heap.size() < kk) {
+    heap.push_back(hit);
+    std::push_heap(heap.begin(), heap.end(), heap_less);
+    return true;
+  }
+  if (!better(hit, heap.front())) return false;
+  std::pop_heap(heap.begin(), heap.end(), heap_less);
+  heap.back() = hit;
+  std::push_heap(heap.begin(), heap.end(), heap_less);
+  return true;
+}
+
+// ---- bound scan (see bm25_search.h) ----------------------------------------------------------
+
+constexpr size_t kScanMaxTerms = 32;       // impact arrays one scan sums
+constexpr double kScanBudget = 60000;      // the largest bound, in units (leaves room to round up)
+constexpr double kScanSlack = 1e-6;        // relative, for float rounding in the bounds
+constexpr double kScanThresholdSlack = 1e-5;
+// Cost model for kAuto, in postings read by MaxScore: the scan reads one byte per document per
+// impact array, kScanBytesPerPosting of which cost about what one posting does in the main
+// pass, plus every posting of the lists without an array, plus a fixed part.
+constexpr uint64_t kScanBytesPerPosting = 48;
+constexpr uint64_t kScanFixedShare = 32;  // num_docs / this
+
+std::atomic<bool> g_scan_simd{true};
+
+// One chunk of 256 documents: bound[i] = min(65535, sum_t mult[t] * arrays[t][base + i]).
+void sum_chunk_scalar(const uint8_t* const* arrays, const uint16_t* mult, size_t m, uint32_t base,
+                      uint16_t* bound) {
+  for (uint32_t i = 0; i < format::kImpactChunk; ++i) {
+    uint32_t sum = 0;
+    for (size_t t = 0; t < m; ++t) sum += uint32_t{mult[t]} * arrays[t][base + i];
+    bound[i] = static_cast<uint16_t>(std::min<uint32_t>(sum, 0xFFFF));
+  }
+}
+
+uint16_t chunk_max_scalar(const uint16_t* bound) {
+  uint16_t best = 0;
+  for (uint32_t i = 0; i < format::kImpactChunk; ++i) best = std::max(best, bound[i]);
+  return best;
+}
+
+#ifdef STRATA_BM25_AVX512
+__attribute__((target("avx512f,avx512bw"))) void sum_chunk_avx512(const uint8_t* const* arrays,
+                                                                   const uint16_t* mult, size_t m,
+                                                                   uint32_t base, uint16_t* bound) {
+  for (uint32_t g = 0; g < format::kImpactChunk; g += 64) {
+    __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+    for (size_t t = 0; t < m; ++t) {
+      const uint8_t* a = arrays[t] + base + g;
+      const __m512i mv = _mm512_set1_epi16(static_cast<short>(mult[t]));
+      const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a));
+      const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 32));
+      lo = _mm512_adds_epu16(lo, _mm512_mullo_epi16(_mm512_cvtepu8_epi16(b0), mv));
+      hi = _mm512_adds_epu16(hi, _mm512_mullo_epi16(_mm512_cvtepu8_epi16(b1), mv));
+    }
+    _mm512_storeu_si512(bound + g, lo);
+    _mm512_storeu_si512(bound + g + 32, hi);
+  }
+}
+
+__attribute__((target("avx512f,avx512bw"))) uint16_t chunk_max_avx512(const uint16_t* bound) {
+  __m512i mx = _mm512_setzero_si512();
+  for (uint32_t g = 0; g < format::kImpactChunk; g += 32)
+    mx = _mm512_max_epu16(mx, _mm512_loadu_si512(bound + g));
+  alignas(64) uint16_t lanes[32];
+  _mm512_store_si512(lanes, mx);
+  uint16_t best = 0;
+  for (uint16_t v : lanes) best = std::max(best, v);
+  return best;
+}
+
+bool have_avx512() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  return ok;
+}
+#endif
+
+// The bound scan. On entry the heap holds the primed documents (sorted in s.primed) and
+// s.fully_primed marks the lists all of whose documents were primed; on return it holds the
+// exact top kk.
+void bound_scan(const PostingsView& view, const std::vector<QueryTerm>& terms, size_t kk,
+                SearchScratch& s) {
+  const size_t n = terms.size();
+  const uint32_t stride = view.impact_stride;
+  const uint32_t nchunks = stride / format::kImpactChunk;
+  const float* norms = view.norms;
+  std::vector<Hit>& heap = s.heap;
+
+  // Units: a bound of v stands for v * unit or less. Each term's share is rounded up.
+  double total = 0;
+  for (size_t j = 0; j < n; ++j)
+    if (terms[j].impacts != nullptr || !s.fully_primed[s.position[j]])
+      total += static_cast<double>(terms[j].weight) * terms[j].record->max_tf_part;
+  const double unit = total * (1 + kScanSlack) / kScanBudget;
+  const uint8_t* arrays[kScanMaxTerms];
+  uint16_t mult[kScanMaxTerms];
+  size_t m = 0;
+  for (size_t j = 0; j < n; ++j) {
+    if (terms[j].impacts == nullptr) continue;
+    arrays[m] = terms[j].impacts;
+    const double level = static_cast<double>(terms[j].weight) * terms[j].record->max_tf_part / 255;
+    mult[m++] = static_cast<uint16_t>(std::max(1.0, std::ceil(level * (1 + kScanSlack) / unit)));
+  }
+  using Clk = std::chrono::steady_clock;
+  const auto t0 = Clk::now();
+  s.bound.resize(stride);
+  s.chunk_max.resize(nchunks);
+  uint16_t* bound = s.bound.data();
+  uint16_t* chunk_max = s.chunk_max.data();
+  auto sum_chunk = sum_chunk_scalar;
+  auto max_of_chunk = chunk_max_scalar;
+#ifdef STRATA_BM25_AVX512
+  if (g_scan_simd.load(std::memory_order_relaxed) && have_avx512()) {
+    sum_chunk = sum_chunk_avx512;
+    max_of_chunk = chunk_max_avx512;
+  }
+#endif
+  const auto t1 = Clk::now();
+  // The lists without an array add their postings' exact contributions, rounded up:
+  // (uint32_t)(c * per_unit) + 1 >= c / unit, per_unit carrying 10x the slack of float rounding.
+  // Chunk by chunk, so that the bounds being added to stay in L1 and the document norms are
+  // read in order.
+  const float per_unit = static_cast<float>((1 + 10 * kScanSlack) / unit);
+  size_t nsparse = 0;
+  s.order_sparse.resize(n);
+  for (size_t j = 0; j < n; ++j) {
+    if (terms[j].impacts != nullptr || s.fully_primed[s.position[j]]) continue;
+    s.order_sparse[nsparse++] = s.position[j];  // the main pass's cursor, still at its start
+  }
+  PostingCursor* cur = s.cursors.data();
+  for (uint32_t c = 0; c < nchunks; ++c) {
+    const uint32_t base = c * format::kImpactChunk, end = base + format::kImpactChunk;
+    uint16_t* chunk = bound + base;
+    sum_chunk(arrays, mult, m, base, chunk);
+    for (size_t x = 0; x < nsparse; ++x) {
+      PostingCursor& pc = cur[s.order_sparse[x]];
+      const float w = s.weights[s.order_sparse[x]];
+      for (uint32_t d; (d = pc.doc()) < end; pc.next()) {
+        const float contribution = w * format::tf_part(pc.tf(), norms[d]);
+        const uint32_t v = bound[d] + static_cast<uint32_t>(contribution * per_unit) + 1;
+        bound[d] = static_cast<uint16_t>(std::min<uint32_t>(v, 0xFFFF));
+      }
+    }
+    chunk_max[c] = max_of_chunk(chunk);
+  }
+  const auto t2 = Clk::now();
+  // Chunks by their largest bound, the largest first (counting sort on the top byte).
+  s.bucket_start.assign(257, 0);
+  for (uint32_t c = 0; c < nchunks; ++c) ++s.bucket_start[255 - (chunk_max[c] >> 8) + 1];
+  for (size_t i = 1; i < 257; ++i) s.bucket_start[i] += s.bucket_start[i - 1];
+  s.chunk_order.resize(nchunks);
+  for (uint32_t c = 0; c < nchunks; ++c) s.chunk_order[s.bucket_start[255 - (chunk_max[c] >> 8)]++] = c;
+
+  // A document whose bound is below `need` cannot enter the heap: its score is at most
+  // (need - 1) * unit * (1 + kScanSlack) < threshold.
+  auto need_of = [&]() -> uint32_t {
+    if (heap.size() < kk) return 1;  // any matching document (bound >= 1)
+    const double t = std::floor(heap.front().score * (1 - kScanThresholdSlack) / unit);
+    return static_cast<uint32_t>(std::clamp(t, 1.0, 65536.0));
+  };
+  uint32_t need = need_of();
+
+  s.probes.resize(n);
+  for (size_t i = 0; i < n; ++i) s.probes[i].open(view, *terms[s.order[i]].record);
+  const uint32_t* position = s.position.data();
+  const float* w = s.weights.data();
+  const bool any_primed = !s.primed.empty();
+  static const bool dbg = std::getenv("STRATA_SCAN_DEBUG") != nullptr;
+  uint32_t n_chunks = 0, n_cand = 0;
+  const uint32_t need0 = need;
+  struct Report { uint32_t& a; uint32_t& b; uint32_t need0; uint32_t& need; bool on; double unit; Clk::time_point t0, t1, t2; size_t m;
+    ~Report() { if (on) std::fprintf(stderr, "scan m=%zu chunks=%u cand=%u need0=%u need=%u unit=%g acc=%.3f sparse=%.3f cand=%.3f\n", m, a, b, need0, need, unit,
+      std::chrono::duration<double,std::milli>(t1-t0).count(), std::chrono::duration<double,std::milli>(t2-t1).count(), std::chrono::duration<double,std::milli>(Clk::now()-t2).count()); } }
+    report{n_chunks, n_cand, need0, need, dbg, unit, t0, t1, t2, m};
+  for (uint32_t c : s.chunk_order) {
+    if (chunk_max[c] < need) {
+      if ((uint32_t{chunk_max[c]} | 0xFFu) < need) break;  // so is every chunk after it
+      continue;
+    }
+    const uint32_t end = std::min(view.num_docs, (c + 1) * format::kImpactChunk);
+    ++n_chunks;
+    for (uint32_t d = c * format::kImpactChunk; d < end; ++d) {
+      if (bound[d] < need) continue;
+      if (any_primed && std::binary_search(s.primed.begin(), s.primed.end(), d)) continue;
+      ++n_cand;
+      const float norm = norms[d];
+      float score = 0;
+      for (size_t j = 0; j < n; ++j) {
+        PostingCursor& pc = s.probes[position[j]];
+        pc.seek(d);
+        if (pc.doc() == d) score += w[position[j]] * format::tf_part(pc.tf(), norm);
+      }
+      if (offer_hit(heap, kk, {d, score})) need = need_of();
+    }
+  }
+}
+
 }  // namespace
+
+void set_bound_scan_simd(bool on) { g_scan_simd.store(on); }
 
 namespace {
 
@@ -171,23 +406,13 @@ std::vector<Hit> top_k(const PostingsView& view, const std::vector<QueryTerm>& t
     }
     return score;
   };
-  auto offer = [&](const Hit& hit) {
-    if (heap.size() < kk) {
-      heap.push_back(hit);
-      std::push_heap(heap.begin(), heap.end(), heap_less);
-      return true;
-    }
-    if (!better(hit, heap.front())) return false;
-    std::pop_heap(heap.begin(), heap.end(), heap_less);
-    heap.back() = hit;
-    std::push_heap(heap.begin(), heap.end(), heap_less);
-    return true;
-  };
+  auto offer = [&](const Hit& hit) { return offer_hit(heap, kk, hit); };
 
   // Priming: documents of the rare lists (a name in a question) often hold the top hits, but
   // document-at-a-time order meets them late and the threshold stays low meanwhile. Score them
   // exactly first (on separate cursors); the main pass then skips them.
   s.primed.clear();
+  s.fully_primed.assign(n, 0);
   const uint32_t rare_df = std::min(kPrimeMaxDf, view.num_docs / 256);
   for (size_t i = 0; i < n; ++i) {
     const format::TermRecord& r = *terms[s.order[i]].record;
@@ -195,6 +420,7 @@ std::vector<Hit> top_k(const PostingsView& view, const std::vector<QueryTerm>& t
     PostingCursor& pc = s.probe_one;
     pc.open(view, r);
     for (; pc.doc() != PostingCursor::kEnd; pc.next()) s.primed.push_back(pc.doc());
+    s.fully_primed[i] = 1;
   }
   if (s.primed.size() < kk) {
     // Too few to fill the heap: add the best block of each other list, strongest first.
@@ -237,6 +463,28 @@ std::vector<Hit> top_k(const PostingsView& view, const std::vector<QueryTerm>& t
     return bound < threshold || (bound == threshold && first > worst_doc);
   };
   update_threshold();
+
+  // The bound scan instead of the main pass, when the query has impact arrays and its cost
+  // (kScanBytesPerPosting bytes of impact array per posting) is below what MaxScore would read.
+  if (view.bound_scan != BoundScan::kOff && view.impact_stride > 0) {
+    size_t with_array = 0;
+    uint64_t sparse = 0, essential_postings = 0;
+    for (size_t j = 0; j < n; ++j) {
+      if (terms[j].impacts != nullptr) {
+        ++with_array;
+      } else if (!s.fully_primed[position[j]]) {
+        sparse += terms[j].record->df;
+      }
+    }
+    for (size_t i = essential; i < n; ++i) essential_postings += terms[s.order[i]].record->df;
+    const uint64_t scan_cost = with_array * uint64_t{view.impact_stride} / kScanBytesPerPosting +
+                               sparse + view.num_docs / kScanFixedShare;
+    if (with_array > 0 && with_array <= kScanMaxTerms &&
+        (view.bound_scan == BoundScan::kAlways || essential_postings > scan_cost)) {
+      bound_scan(view, terms, kk, s);
+      return sorted_hits(heap);
+    }
+  }
 
   for (;;) {
     uint32_t d = PostingCursor::kEnd;

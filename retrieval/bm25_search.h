@@ -11,6 +11,18 @@
 // threshold starts high. The result equals top_k_exhaustive() (which scores every
 // posting, term at a time): same documents, bit-identical scores, ties broken by smaller doc.
 //
+// Bound scan: when the query has terms with an impact array (the very common words of the
+// collection, format in bm25_format.h) and MaxScore would still have to walk many postings after
+// priming (questions whose rare names match fewer than k passages, so that passages matching only
+// common words set the threshold), top_k instead bounds every document's score at once: the
+// impact bytes of those terms, times per-query integer weights, are summed with SIMD into a
+// 16-bit bound per document (rounded up, so never below the score), and the other lists add their
+// postings' contributions, also rounded up. Documents are then visited in chunks of 256, the
+// chunks with the largest bound first; a document is scored exactly (its postings looked up
+// through the lists' block headers) only when its bound reaches the running threshold, and the
+// scan ends when no chunk's bound does. Exact like the main pass; the cost is fixed, about one
+// byte read per document per common term, instead of growing with their postings.
+//
 // Bit-identical scores: a document's score is summed in the query's term order (first
 // appearance), whatever order the algorithm visited the lists in. Upper bounds are summed the
 // same way, so rounding can never push a bound below the score it bounds (IEEE addition and
@@ -26,17 +38,23 @@
 
 namespace strata::retrieval {
 
+// When top_k runs the bound scan: kAuto when its estimated cost is below MaxScore's.
+enum class BoundScan { kAuto, kOff, kAlways };
+
 struct PostingsView {
   const uint8_t* data = nullptr;  // postings.bin, header included
   size_t size = 0;                // bytes, the trailing padding included
   const float* norms = nullptr;   // per document: k1 * (1 - b + b * dl / avgdl)
   uint32_t num_docs = 0;
+  uint32_t impact_stride = 0;     // bytes of one impact array (format::impact_stride)
+  BoundScan bound_scan = BoundScan::kAuto;
 };
 
 // One distinct query term, in query order.
 struct QueryTerm {
   const format::TermRecord* record = nullptr;
   float weight = 0;  // qtf * idf
+  const uint8_t* impacts = nullptr;  // its impact array, when the index has one
 };
 
 // Cursor over one term's postings; decodes one 128-document block at a time.
@@ -62,6 +80,20 @@ class PostingCursor {
   }
   // Moves to the first document >= target.
   void advance(uint32_t target);
+  // Moves to the first document >= target, backwards too (binary search of the block headers).
+  void seek(uint32_t target);
+  // Block-wise reading: the number of blocks, and block b's documents (decodes it; the
+  // cursor moves to its first document). tf() then reads the tf of `docs[i]` after at(i).
+  uint32_t num_blocks() const { return nblocks_; }
+  const uint32_t* block_docs(uint32_t b, uint32_t& count) {
+    decode(b);
+    count = count_;
+    return docs_;
+  }
+  const uint32_t* block_tfs() {
+    if (!tfs_ready_) decode_tfs();
+    return tfs_;
+  }
   // The largest tf_part of the block that would hold `target` (0 past the end); never decodes.
   float shallow_max(uint32_t target);
   // The block with the largest maximum, and appending a block's documents to `out` (moves the
@@ -100,6 +132,11 @@ struct SearchScratch {
   std::vector<uint32_t> primed;       // documents scored before the main pass
   std::vector<PostingCursor> probes;  // cursors for priming
   PostingCursor probe_one;
+  std::vector<uint8_t> fully_primed;  // per sorted list: all its documents were primed
+  std::vector<uint16_t> bound;        // bound scan: per document
+  std::vector<uint16_t> chunk_max;    // bound scan: per chunk of 256 documents
+  std::vector<uint32_t> chunk_order, bucket_start;
+  std::vector<uint32_t> order_sparse;  // bound scan: the lists without an impact array
   std::vector<float> acc;         // exhaustive: per-document accumulator
   std::vector<uint32_t> touched;  // exhaustive: documents with a non-zero accumulator
 };
@@ -108,6 +145,10 @@ std::vector<Hit> top_k(const PostingsView& view, const std::vector<QueryTerm>& t
                        SearchScratch& scratch);
 std::vector<Hit> top_k_exhaustive(const PostingsView& view, const std::vector<QueryTerm>& terms,
                                   int k, SearchScratch& scratch);
+
+// The bound scan sums impact arrays with AVX-512 where the CPU has it (checked at run time),
+// else with plain loops; tests turn the SIMD path off to check the other. Process-wide.
+void set_bound_scan_simd(bool on);
 
 // Hit order: higher score first, then smaller document.
 inline bool better(const Hit& a, const Hit& b) {

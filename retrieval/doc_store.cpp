@@ -104,7 +104,7 @@ DocStore DocStore::open(const std::string& dir, const nlohmann::json& files,
     format::FileHeader h;
     std::memcpy(&h, f->data(), sizeof(h));
     STRATA_CHECK(std::memcmp(h.magic, format::kMagic, sizeof(h.magic)) == 0 &&
-                     h.version == format::kVersion && h.kind == static_cast<uint32_t>(kind),
+                     h.version == format::kFileVersion && h.kind == static_cast<uint32_t>(kind),
                  "index file " << f->path() << " is not a strata document store file");
     check_file(*f, files, name, crc, manifest_path);
     return f;

@@ -60,6 +60,11 @@ int main(int argc, char** argv) {
   app.add_option("--run-postings", opts.run_postings,
                  "postings buffered in memory before a sorted run is spilled to disk")
       ->capture_default_str();
+  app.add_option("--impact-share", opts.impact_share,
+                 "terms in at least this share of the passages get a one-byte-per-passage "
+                 "impact array for the search's bound scan (0 = none)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   bool dense = false;
   strata::programs::EncoderCli enc;
   strata::retrieval::dense::DenseBuildOptions dense_opts;
