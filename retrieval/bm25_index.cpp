@@ -65,6 +65,8 @@ struct Bm25Index::Impl {
   const uint32_t* lens = nullptr;
   const uint64_t* offsets = nullptr;
   std::vector<float> norms;
+  std::vector<uint8_t> length_class;  // min(length, 255), for the bound scan
+  float class_norms[256] = {};
   PostingsView view;
 
   std::string file(const char* name) const { return (fs::path(dir) / name).string(); }
@@ -201,7 +203,15 @@ struct Bm25Index::Impl {
     view.size = postings.size();
     view.norms = norms.data();
     view.num_docs = static_cast<uint32_t>(n);
-    view.impact_stride = static_cast<uint32_t>(format::impact_stride(n));
+    view.impact_stride = 0;
+    if (!impact_arrays.empty()) {
+      view.impact_stride = static_cast<uint32_t>(format::impact_stride(n));
+      length_class.resize(n);
+      for (uint64_t d = 0; d < n; ++d) length_class[d] = static_cast<uint8_t>(std::min<uint32_t>(lens[d], 255));
+      for (uint32_t c = 0; c < 256; ++c) class_norms[c] = format::doc_norm(c, k1, b, avg_doc_len);
+      view.length_class = length_class.data();
+      view.class_norms = class_norms;
+    }
     sums = nullptr;  // pointed into the manifest, a local of this function
   }
 

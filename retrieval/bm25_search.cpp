@@ -2,11 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
+#include <functional>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -149,12 +147,17 @@ bool offer_hit(std::vector<Hit>& heap, size_t kk, const Hit& hit) {
 constexpr size_t kScanMaxTerms = 32;       // impact arrays one scan sums
 constexpr double kScanBudget = 60000;      // the largest bound, in units (leaves room to round up)
 constexpr double kScanSlack = 1e-6;        // relative, for float rounding in the bounds
+// Relative: a float score of n terms is within n * 2^-24 of the exact sum of its contributions.
 constexpr double kScanThresholdSlack = 1e-5;
+constexpr double kScanThresholdSlackPerTerm = 1e-7;
+constexpr uint32_t kScanTfTable = 4;  // contributions tabled for tf 1..4
 // Cost model for kAuto, in postings read by MaxScore: the scan reads one byte per document per
 // impact array, kScanBytesPerPosting of which cost about what one posting does in the main
-// pass, plus every posting of the lists without an array, plus a fixed part.
+// pass, plus every posting of the lists without an array, plus a fixed part. Fitted on the 1M
+// world's questions (docs/BENCHMARKS.md): it picks the faster path for all but a few.
 constexpr uint64_t kScanBytesPerPosting = 48;
-constexpr uint64_t kScanFixedShare = 32;  // num_docs / this
+constexpr uint64_t kScanFixedShare = 32;     // num_docs / this
+constexpr uint64_t kScanProbePostings = 64;  // main pass: postings of other lists per candidate
 
 std::atomic<bool> g_scan_simd{true};
 
@@ -229,15 +232,16 @@ void bound_scan(const PostingsView& view, const std::vector<QueryTerm>& terms, s
   const double unit = total * (1 + kScanSlack) / kScanBudget;
   const uint8_t* arrays[kScanMaxTerms];
   uint16_t mult[kScanMaxTerms];
+  double level_units[kScanMaxTerms];  // each array's weight per impact level, in units
   size_t m = 0;
   for (size_t j = 0; j < n; ++j) {
     if (terms[j].impacts == nullptr) continue;
     arrays[m] = terms[j].impacts;
     const double level = static_cast<double>(terms[j].weight) * terms[j].record->max_tf_part / 255;
-    mult[m++] = static_cast<uint16_t>(std::max(1.0, std::ceil(level * (1 + kScanSlack) / unit)));
+    level_units[m] = level * (1 + kScanSlack) / unit;
+    mult[m] = static_cast<uint16_t>(std::max(1.0, std::ceil(level_units[m])));
+    ++m;
   }
-  using Clk = std::chrono::steady_clock;
-  const auto t0 = Clk::now();
   s.bound.resize(stride);
   s.chunk_max.resize(nchunks);
   uint16_t* bound = s.bound.data();
@@ -250,7 +254,6 @@ void bound_scan(const PostingsView& view, const std::vector<QueryTerm>& terms, s
     max_of_chunk = chunk_max_avx512;
   }
 #endif
-  const auto t1 = Clk::now();
   // The lists without an array add their postings' exact contributions, rounded up:
   // (uint32_t)(c * per_unit) + 1 >= c / unit, per_unit carrying 10x the slack of float rounding.
   // Chunk by chunk, so that the bounds being added to stay in L1 and the document norms are
@@ -262,6 +265,21 @@ void bound_scan(const PostingsView& view, const std::vector<QueryTerm>& terms, s
     if (terms[j].impacts != nullptr || s.fully_primed[s.position[j]]) continue;
     s.order_sparse[nsparse++] = s.position[j];  // the main pass's cursor, still at its start
   }
+  // Their contributions by (tf, length class) for tf <= kScanTfTable, so that a posting costs
+  // a byte of length_class (1 MiB, cache-resident) rather than a float norm (4 MiB).
+  const uint8_t* length_class = view.length_class;
+  const float* class_norms = view.class_norms;
+  s.contribution_table.resize(nsparse * kScanTfTable * 256);
+  for (size_t x = 0; x < nsparse; ++x) {
+    const float w = s.weights[s.order_sparse[x]];
+    uint16_t* table = s.contribution_table.data() + x * kScanTfTable * 256;
+    for (uint32_t tf = 1; tf <= kScanTfTable; ++tf)
+      for (uint32_t c = 0; c < 256; ++c) {
+        const float contribution = w * format::tf_part(tf, class_norms[c]);
+        table[(tf - 1) * 256 + c] = static_cast<uint16_t>(
+            std::min<uint32_t>(0xFFFF, static_cast<uint32_t>(contribution * per_unit) + 1));
+      }
+  }
   PostingCursor* cur = s.cursors.data();
   for (uint32_t c = 0; c < nchunks; ++c) {
     const uint32_t base = c * format::kImpactChunk, end = base + format::kImpactChunk;
@@ -269,63 +287,91 @@ void bound_scan(const PostingsView& view, const std::vector<QueryTerm>& terms, s
     sum_chunk(arrays, mult, m, base, chunk);
     for (size_t x = 0; x < nsparse; ++x) {
       PostingCursor& pc = cur[s.order_sparse[x]];
+      const uint16_t* table = s.contribution_table.data() + x * kScanTfTable * 256;
       const float w = s.weights[s.order_sparse[x]];
-      for (uint32_t d; (d = pc.doc()) < end; pc.next()) {
-        const float contribution = w * format::tf_part(pc.tf(), norms[d]);
-        const uint32_t v = bound[d] + static_cast<uint32_t>(contribution * per_unit) + 1;
-        bound[d] = static_cast<uint16_t>(std::min<uint32_t>(v, 0xFFFF));
-      }
+      pc.consume_below(end, [&](uint32_t d, uint32_t tf) {
+        uint32_t add;
+        if (tf <= kScanTfTable) {
+          add = table[(tf - 1) * 256 + length_class[d]];
+        } else {
+          const float contribution = w * format::tf_part(tf, class_norms[length_class[d]]);
+          add = static_cast<uint32_t>(std::min(contribution * per_unit, 65535.0f)) + 1;
+        }
+        bound[d] = static_cast<uint16_t>(std::min<uint32_t>(bound[d] + add, 0xFFFF));
+      });
     }
     chunk_max[c] = max_of_chunk(chunk);
   }
-  const auto t2 = Clk::now();
-  // Chunks by their largest bound, the largest first (counting sort on the top byte).
-  s.bucket_start.assign(257, 0);
-  for (uint32_t c = 0; c < nchunks; ++c) ++s.bucket_start[255 - (chunk_max[c] >> 8) + 1];
-  for (size_t i = 1; i < 257; ++i) s.bucket_start[i] += s.bucket_start[i - 1];
+  // Chunks grouped by the top byte of their largest bound, bucket 0 holding the largest.
+  s.bucket_start.assign(258, 0);
+  for (uint32_t c = 0; c < nchunks; ++c) ++s.bucket_start[255 - (chunk_max[c] >> 8) + 2];
+  for (size_t i = 2; i < 258; ++i) s.bucket_start[i] += s.bucket_start[i - 1];
   s.chunk_order.resize(nchunks);
-  for (uint32_t c = 0; c < nchunks; ++c) s.chunk_order[s.bucket_start[255 - (chunk_max[c] >> 8)]++] = c;
+  for (uint32_t c = 0; c < nchunks; ++c)
+    s.chunk_order[s.bucket_start[255 - (chunk_max[c] >> 8) + 1]++] = c;
+  // Now bucket i spans chunk_order[bucket_start[i], bucket_start[i + 1]).
 
-  // A document whose bound is below `need` cannot enter the heap: its score is at most
-  // (need - 1) * unit * (1 + kScanSlack) < threshold.
-  auto need_of = [&]() -> uint32_t {
-    if (heap.size() < kk) return 1;  // any matching document (bound >= 1)
-    const double t = std::floor(heap.front().score * (1 - kScanThresholdSlack) / unit);
-    return static_cast<uint32_t>(std::clamp(t, 1.0, 65536.0));
+  // A document can enter the heap only if its bound reaches need_real = threshold * (1 -
+  // slack) / unit (its score is at most bound * unit * (1 + float rounding)). `need` is that
+  // rounded down, for the 16-bit bounds.
+  const double slack = kScanThresholdSlack + kScanThresholdSlackPerTerm * static_cast<double>(n);
+  double need_real = 0;
+  uint32_t need = 1;  // any matching document (bound >= 1)
+  auto update_need = [&] {
+    if (heap.size() < kk) return;
+    need_real = heap.front().score * (1 - slack) / unit;
+    need = static_cast<uint32_t>(std::clamp(std::floor(need_real), 1.0, 65536.0));
   };
-  uint32_t need = need_of();
+  update_need();
+  // The multipliers were rounded up; refined(d) takes that back out of d's bound (it stays
+  // above the exact bound: each term's impact byte times its unrounded weight).
+  double excess[kScanMaxTerms];
+  for (size_t t = 0; t < m; ++t) excess[t] = mult[t] - level_units[t];
+  auto refined = [&](uint32_t d) {
+    double b = bound[d];
+    if (b >= 0xFFFF) return b;  // saturated: no refinement
+    for (size_t t = 0; t < m; ++t) b -= excess[t] * arrays[t][d];
+    return b;
+  };
 
   s.probes.resize(n);
   for (size_t i = 0; i < n; ++i) s.probes[i].open(view, *terms[s.order[i]].record);
   const uint32_t* position = s.position.data();
   const float* w = s.weights.data();
   const bool any_primed = !s.primed.empty();
-  static const bool dbg = std::getenv("STRATA_SCAN_DEBUG") != nullptr;
-  uint32_t n_chunks = 0, n_cand = 0;
-  const uint32_t need0 = need;
-  struct Report { uint32_t& a; uint32_t& b; uint32_t need0; uint32_t& need; bool on; double unit; Clk::time_point t0, t1, t2; size_t m;
-    ~Report() { if (on) std::fprintf(stderr, "scan m=%zu chunks=%u cand=%u need0=%u need=%u unit=%g acc=%.3f sparse=%.3f cand=%.3f\n", m, a, b, need0, need, unit,
-      std::chrono::duration<double,std::milli>(t1-t0).count(), std::chrono::duration<double,std::milli>(t2-t1).count(), std::chrono::duration<double,std::milli>(Clk::now()-t2).count()); } }
-    report{n_chunks, n_cand, need0, need, dbg, unit, t0, t1, t2, m};
-  for (uint32_t c : s.chunk_order) {
-    if (chunk_max[c] < need) {
-      if ((uint32_t{chunk_max[c]} | 0xFFu) < need) break;  // so is every chunk after it
-      continue;
+  // Exact score of d, summed in query-term order; a term whose impact byte is 0 is absent.
+  auto score_at = [&](uint32_t d) {
+    const float norm = norms[d];
+    float score = 0;
+    for (size_t j = 0; j < n; ++j) {
+      if (terms[j].impacts != nullptr && terms[j].impacts[d] == 0) continue;
+      PostingCursor& pc = s.probes[position[j]];
+      pc.seek(d);
+      if (pc.doc() == d) score += w[position[j]] * format::tf_part(pc.tf(), norm);
     }
-    const uint32_t end = std::min(view.num_docs, (c + 1) * format::kImpactChunk);
-    ++n_chunks;
-    for (uint32_t d = c * format::kImpactChunk; d < end; ++d) {
-      if (bound[d] < need) continue;
+    return score;
+  };
+  // Bucket by bucket, the largest bounds first; within a bucket, its candidates in order of
+  // their bounds, so that the threshold rises early and most candidates fall below it.
+  for (uint32_t i = 0; i < 256; ++i) {
+    const uint32_t first = s.bucket_start[i], last = s.bucket_start[i + 1];
+    if (first == last) continue;
+    if (((255 - i) << 8 | 0xFFu) < need) break;  // no bound in this bucket or after reaches it
+    s.candidates.clear();
+    for (uint32_t x = first; x < last; ++x) {
+      const uint32_t c = s.chunk_order[x];
+      if (chunk_max[c] < need) continue;
+      const uint32_t end = std::min(view.num_docs, (c + 1) * format::kImpactChunk);
+      for (uint32_t d = c * format::kImpactChunk; d < end; ++d)
+        if (bound[d] >= need) s.candidates.push_back(uint64_t{bound[d]} << 32 | (~d & 0xFFFFFFFFu));
+    }
+    std::sort(s.candidates.begin(), s.candidates.end(), std::greater<uint64_t>());
+    for (uint64_t cand : s.candidates) {
+      if ((cand >> 32) < need) break;
+      const uint32_t d = ~static_cast<uint32_t>(cand);
+      if (refined(d) < need_real) continue;
       if (any_primed && std::binary_search(s.primed.begin(), s.primed.end(), d)) continue;
-      ++n_cand;
-      const float norm = norms[d];
-      float score = 0;
-      for (size_t j = 0; j < n; ++j) {
-        PostingCursor& pc = s.probes[position[j]];
-        pc.seek(d);
-        if (pc.doc() == d) score += w[position[j]] * format::tf_part(pc.tf(), norm);
-      }
-      if (offer_hit(heap, kk, {d, score})) need = need_of();
+      if (offer_hit(heap, kk, {d, score_at(d)})) update_need();
     }
   }
 }
@@ -464,11 +510,11 @@ std::vector<Hit> top_k(const PostingsView& view, const std::vector<QueryTerm>& t
   };
   update_threshold();
 
-  // The bound scan instead of the main pass, when the query has impact arrays and its cost
-  // (kScanBytesPerPosting bytes of impact array per posting) is below what MaxScore would read.
+  // The bound scan instead of the main pass, when the query has impact arrays and the scan's
+  // estimated cost is below the main pass's (both in postings, see kScanBytesPerPosting).
   if (view.bound_scan != BoundScan::kOff && view.impact_stride > 0) {
     size_t with_array = 0;
-    uint64_t sparse = 0, essential_postings = 0;
+    uint64_t sparse = 0, essential_postings = 0, other_postings = 0;
     for (size_t j = 0; j < n; ++j) {
       if (terms[j].impacts != nullptr) {
         ++with_array;
@@ -476,11 +522,16 @@ std::vector<Hit> top_k(const PostingsView& view, const std::vector<QueryTerm>& t
         sparse += terms[j].record->df;
       }
     }
-    for (size_t i = essential; i < n; ++i) essential_postings += terms[s.order[i]].record->df;
+    for (size_t i = 0; i < n; ++i)
+      (i < essential ? other_postings : essential_postings) += terms[s.order[i]].record->df;
+    // The main pass reads the essential lists and, for each candidate they propose, a block of
+    // each other list: all of them, once the candidates outnumber their blocks.
+    const uint64_t main_cost =
+        essential_postings + std::min(other_postings, kScanProbePostings * essential_postings);
     const uint64_t scan_cost = with_array * uint64_t{view.impact_stride} / kScanBytesPerPosting +
                                sparse + view.num_docs / kScanFixedShare;
     if (with_array > 0 && with_array <= kScanMaxTerms &&
-        (view.bound_scan == BoundScan::kAlways || essential_postings > scan_cost)) {
+        (view.bound_scan == BoundScan::kAlways || main_cost > scan_cost)) {
       bound_scan(view, terms, kk, s);
       return sorted_hits(heap);
     }

@@ -47,6 +47,10 @@ struct PostingsView {
   const float* norms = nullptr;   // per document: k1 * (1 - b + b * dl / avgdl)
   uint32_t num_docs = 0;
   uint32_t impact_stride = 0;     // bytes of one impact array (format::impact_stride)
+  // For the bound scan: per document min(length, 255), and the norm of each such length (a
+  // lower bound of the norms of the documents of length 255 and more).
+  const uint8_t* length_class = nullptr;
+  const float* class_norms = nullptr;
   BoundScan bound_scan = BoundScan::kAuto;
 };
 
@@ -85,6 +89,31 @@ class PostingCursor {
   // Block-wise reading: the number of blocks, and block b's documents (decodes it; the
   // cursor moves to its first document). tf() then reads the tf of `docs[i]` after at(i).
   uint32_t num_blocks() const { return nblocks_; }
+  // Calls f(doc, tf) for each posting from the current one up to (not including) document
+  // `end`, and moves to the first posting at or past it.
+  template <class F>
+  void consume_below(uint32_t end, F&& f) {
+    while (doc_ < end) {
+      if (!tfs_ready_) decode_tfs();
+      uint32_t i = pos_;
+      const uint32_t count = count_;
+      while (i < count && docs_[i] < end) {
+        f(docs_[i], tfs_[i]);
+        ++i;
+      }
+      if (i < count) {
+        pos_ = i;
+        doc_ = docs_[i];
+        return;
+      }
+      if (block_ + 1 < nblocks_) {
+        decode(block_ + 1);
+      } else {
+        pos_ = count;
+        doc_ = kEnd;
+      }
+    }
+  }
   const uint32_t* block_docs(uint32_t b, uint32_t& count) {
     decode(b);
     count = count_;
@@ -136,7 +165,9 @@ struct SearchScratch {
   std::vector<uint16_t> bound;        // bound scan: per document
   std::vector<uint16_t> chunk_max;    // bound scan: per chunk of 256 documents
   std::vector<uint32_t> chunk_order, bucket_start;
-  std::vector<uint32_t> order_sparse;  // bound scan: the lists without an impact array
+  std::vector<uint32_t> order_sparse;
+  std::vector<uint64_t> candidates;  // bound scan: bound << 32 | ~doc
+  std::vector<uint16_t> contribution_table;  // bound scan: per list without an array  // bound scan: the lists without an impact array
   std::vector<float> acc;         // exhaustive: per-document accumulator
   std::vector<uint32_t> touched;  // exhaustive: documents with a non-zero accumulator
 };
