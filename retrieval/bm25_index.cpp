@@ -87,13 +87,15 @@ struct Bm25Index::Impl {
                                << ": rebuild the index with build_index");
     STRATA_CHECK(h.kind == static_cast<uint32_t>(kind),
                  "index file " << path << " holds the wrong kind of data (" << h.kind << ")");
-    check_sum(f, name, kind == format::FileKind::kPostings || kind == format::FileKind::kDocs);
+    check_sum(f, name,
+              kind == format::FileKind::kPostings || kind == format::FileKind::kDocs ||
+                  kind == format::FileKind::kImpacts);
     return f.size() - sizeof(format::FileHeader);
   }
 
   // Compares a mapped file with the size and CRC-32 the builder recorded in the manifest, before
   // anything inside it is trusted: the size always, the checksum of the small files (dictionary,
-  // document lengths and offsets) always and of the large ones (postings, documents) with
+  // document lengths and offsets) always and of the large ones (postings, impacts, documents) with
   // Verify::kFull. An index built before checksums existed opens with a warning (open()).
   const nlohmann::json* sums = nullptr;  // the manifest's "files", when present
   std::string manifest_path;

@@ -24,7 +24,8 @@ class Bm25Index final : public Searcher {
   enum class Verify {
     kFast,  // every file's size, and the checksums of the small files (dictionary, document
             // lengths and offsets): milliseconds per million documents
-    kFull,  // also the checksums of postings.bin and docs.bin (reads the whole index once)
+    kFull,  // also the checksums of postings.bin, impacts.bin and docs.bin (reads the whole
+            // index once)
   };
   // Throws strata::Error naming the file when one is missing, truncated, damaged (checksum) or of
   // another format version, or when the manifest names an unknown stemmer.

@@ -14,7 +14,9 @@
 #include "core/error.h"
 #include "retrieval/analyzer.h"
 #include "retrieval/bm25_builder.h"
+#include "retrieval/bm25_format.h"
 #include "retrieval/bm25_index.h"
+#include "retrieval/bm25_search.h"
 #include "tests/test_util.h"
 
 namespace strata::retrieval {
@@ -266,6 +268,160 @@ TEST(Bm25TopK, BatchEqualsSingleQueries) {
   EXPECT_TRUE(index.search_batch({}, 5, 2).empty());
 }
 
+// ---- The bound scan over impact arrays (bm25_search.h) ---------------------------------------
+
+BuildOptions scan_options(double share) {
+  BuildOptions o = quiet_options();
+  o.impact_share = share;
+  return o;
+}
+
+// Every path gives the same hits with bit-identical scores: the bound scan (AVX-512 where the
+// CPU has it, and the plain loops), the main pass, the cost-based choice, and exhaustive
+// scoring; and those equal brute force.
+void expect_all_paths_agree(Bm25Index& index, BruteForce& ref, const std::string& q, int k) {
+  const auto exhaustive = index.search_exhaustive(q, k);
+  expect_same_hits(exhaustive, ref.search(q, k), "exhaustive vs brute force, q=" + q);
+  for (BoundScan mode : {BoundScan::kAlways, BoundScan::kOff, BoundScan::kAuto}) {
+    for (bool simd : {true, false}) {
+      set_bound_scan_simd(simd);
+      index.set_bound_scan(mode);
+      const auto got = index.search(q, k);
+      const std::string what = "mode " + std::to_string(static_cast<int>(mode)) + " simd " +
+                               std::to_string(simd) + " k=" + std::to_string(k) + " q=" + q;
+      ASSERT_EQ(got.size(), exhaustive.size()) << what;
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].doc, exhaustive[i].doc) << what << " rank " << i;
+        EXPECT_EQ(got[i].score, exhaustive[i].score) << what << " rank " << i;
+      }
+    }
+  }
+  set_bound_scan_simd(true);
+  index.set_bound_scan(BoundScan::kAuto);
+}
+
+TEST(Bm25BoundScan, EqualsExhaustiveOnRandomCorpus) {
+  testing::TempDir tmp;
+  std::vector<std::string> vocab;
+  const Docs docs = random_corpus(4000, 17, vocab);
+  BuildOptions o = scan_options(0.01);  // every term in 40+ documents gets an array
+  o.run_postings = 30000;
+  build(tmp.path(), docs, o);
+  Bm25Index index(tmp.path());
+  EXPECT_GT(index.num_impact_arrays(), 20u);
+  BruteForce ref(docs, o);
+  for (const auto& q : random_queries(vocab, 7, 60)) {
+    for (int k : {1, 10, 100}) {
+      expect_all_paths_agree(index, ref, q, k);
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
+}
+
+// The shape of the slow questions: rare names that match fewer passages than k, among very
+// common words, so that passages matching only common words fill the top-k; many of those are
+// identical (exact ties), some longer than 255 terms (the length-class bound of the lists
+// without an array) or with a tf above 4 (outside the contribution table).
+TEST(Bm25BoundScan, RareNamesAmongCommonWordsWithTies) {
+  testing::TempDir tmp;
+  Docs docs;
+  std::mt19937 rng(5);
+  const char* filler[] = {"river", "stone", "music", "paper", "garden", "winter", "bridge"};
+  for (int d = 0; d < 3000; ++d) {
+    std::string text;
+    const int kind = d % 10;
+    if (kind < 4) {
+      text = "In the year 1900 she was born in a small town.";  // identical passages: ties
+    } else if (kind < 6) {
+      text = "The year of the flood was a year to remember.";
+    } else if (kind == 6) {
+      text = "He was born there; born again, he wrote of the town and the town and the town "
+             "and the town and the town and the town.";  // tf 6 for "town"
+    } else {
+      const int len = kind == 9 ? 300 : 5 + static_cast<int>(rng() % 40);
+      for (int t = 0; t < len; ++t) text += std::string(filler[rng() % 7]) + " ";
+      if (rng() % 2) text += "year ";
+      if (rng() % 3 == 0) text += "born town ";
+    }
+    docs.push_back({"p" + std::to_string(d), text});
+  }
+  docs[1234].second += " Relsek Boshin";
+  docs[2345].second += " Relsek";
+  docs[77].second += " Boshin Boshin";
+  const BuildOptions o = scan_options(0.2);  // year and born get arrays, town does not
+  build(tmp.path(), docs, o);
+  Bm25Index index(tmp.path());
+  EXPECT_GE(index.num_impact_arrays(), 2u);
+  BruteForce ref(docs, o);
+  for (const char* q : {"In what year was Relsek Boshin born?", "year born", "born town Boshin",
+                        "year year born town river", "Relsek town", "town"}) {
+    for (int k : {1, 3, 10, 50, 5000}) {  // 5000: above the number of matches
+      expect_all_paths_agree(index, ref, q, k);
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
+}
+
+TEST(Bm25BoundScan, ImpactArraysDoNotChangeResults) {
+  testing::TempDir with, without;
+  std::vector<std::string> vocab;
+  const Docs docs = random_corpus(2500, 23, vocab);
+  build(with.path(), docs, scan_options(0.005));
+  build(without.path(), docs, scan_options(0));
+  Bm25Index a(with.path()), b(without.path());
+  EXPECT_GT(a.num_impact_arrays(), 0u);
+  EXPECT_EQ(b.num_impact_arrays(), 0u);
+  a.set_bound_scan(BoundScan::kAlways);
+  for (const auto& q : random_queries(vocab, 3, 80)) {
+    const auto x = a.search(q, 10), y = b.search(q, 10);
+    ASSERT_EQ(x.size(), y.size()) << q;
+    for (size_t i = 0; i < x.size(); ++i) {
+      EXPECT_EQ(x[i].doc, y[i].doc) << q;
+      EXPECT_EQ(x[i].score, y[i].score) << q;
+    }
+  }
+}
+
+TEST(Bm25BoundScan, ImpactBytesAreTheSmallestUpperBound) {
+  std::mt19937 rng(1);
+  for (int i = 0; i < 20000; ++i) {
+    const float max = 0.05f + static_cast<float>(rng() % 1000) / 1000.0f;
+    const float t = max * static_cast<float>(rng() % 100001) / 100000.0f;
+    if (!(t > 0)) continue;
+    const uint32_t q = format::impact_byte(t, max);
+    ASSERT_GE(q, 1u);
+    ASSERT_LE(q, 255u);
+    EXPECT_GE(q * static_cast<double>(max) / 255.0, static_cast<double>(t)) << t << " " << max;
+    if (q > 1) {
+      EXPECT_LT((q - 1) * static_cast<double>(max) / 255.0, static_cast<double>(t));
+    }
+  }
+}
+
+TEST(Bm25BoundScan, VersionOneIndexOpensWithoutArrays) {
+  testing::TempDir tmp;
+  std::vector<std::string> vocab;
+  const Docs docs = random_corpus(1200, 9, vocab);
+  build(tmp.path(), docs, scan_options(0.01));
+  const auto queries = random_queries(vocab, 2, 20);
+  std::vector<std::vector<Hit>> before;
+  {
+    Bm25Index index(tmp.path());
+    for (const auto& q : queries) before.push_back(index.search(q, 10));
+  }
+  // What an index of format version 1 looks like: no impacts.bin.
+  auto m = nlohmann::json::parse(testing::read_file(tmp.file("manifest.json")));
+  m["version"] = 1;
+  m["files"].erase("impacts.bin");
+  testing::write_file(tmp.file("manifest.json"), m.dump(2));
+  std::filesystem::remove(tmp.file("impacts.bin"));
+  Bm25Index index(tmp.path(), Bm25Index::Verify::kFull);
+  EXPECT_EQ(index.num_impact_arrays(), 0u);
+  index.set_bound_scan(BoundScan::kAlways);  // nothing to scan: the main pass
+  for (size_t i = 0; i < queries.size(); ++i)
+    expect_same_hits(index.search(queries[i], 10), before[i], "version 1, q=" + queries[i]);
+}
+
 TEST(Bm25Build, SpilledRunsGiveTheSameIndex) {
   testing::TempDir a, b;
   std::vector<std::string> vocab;
@@ -499,7 +655,7 @@ TEST_F(Bm25Corrupt, BadMagic) {
 
 TEST_F(Bm25Corrupt, VersionMismatch) {
   std::string m = testing::read_file(tmp_.file("manifest.json"));
-  const auto pos = m.find("\"version\": 1");
+  const auto pos = m.find("\"version\": 2");
   ASSERT_NE(pos, std::string::npos) << m;
   m.replace(pos, 12, "\"version\": 99");
   testing::write_file(tmp_.file("manifest.json"), m);
@@ -561,6 +717,34 @@ TEST_F(Bm25Corrupt, IndexWithoutChecksumsStillOpens) {
 TEST_F(Bm25Corrupt, MalformedChecksumEntry) {
   edit_manifest([](nlohmann::json& m) { m["files"]["terms.bin"]["crc32"] = 5; });
   expect_error("files.terms.bin");
+}
+
+TEST_F(Bm25Corrupt, MissingImpactsOfAVersionTwoIndex) {
+  std::filesystem::remove(tmp_.file("impacts.bin"));
+  expect_error("impacts.bin");
+}
+
+TEST_F(Bm25Corrupt, TruncatedImpacts) {
+  truncate("impacts.bin", 1);
+  expect_error("impacts.bin has");  // the manifest's size
+  edit_manifest([](nlohmann::json& m) { m.erase("files"); });
+  expect_error("impacts.bin is corrupt");  // without it, the last array runs past the end
+}
+
+TEST_F(Bm25Corrupt, ImpactTableOutOfRange) {
+  // The same size, so only the table's own checks can tell: a count past the file, then a
+  // term slot past the dictionary.
+  std::string s = testing::read_file(tmp_.file("impacts.bin"));
+  const std::string saved = s;
+  s[16] = static_cast<char>(0xFF);
+  s[17] = static_cast<char>(0xFF);
+  testing::write_file(tmp_.file("impacts.bin"), s);
+  expect_error("impacts.bin is corrupt");
+  s = saved;
+  s[24] = static_cast<char>(0x7F);  // the first entry's term
+  testing::write_file(tmp_.file("impacts.bin"), s);
+  expect_error("impacts.bin is corrupt");
+  expect_error("impacts.bin fails its checksum", Bm25Index::Verify::kFull);
 }
 
 TEST_F(Bm25Corrupt, DamagedBlockIsAnErrorNotACrash) {
