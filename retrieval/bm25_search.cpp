@@ -161,26 +161,28 @@ constexpr uint64_t kScanProbePostings = 64;  // main pass: postings of other lis
 
 std::atomic<bool> g_scan_simd{true};
 
-// One chunk of 256 documents: bound[i] = min(65535, sum_t mult[t] * arrays[t][base + i]).
-void sum_chunk_scalar(const uint8_t* const* arrays, const uint16_t* mult, size_t m, uint32_t base,
-                      uint16_t* bound) {
+// One chunk of 256 documents: bound[i] = min(65535, sum_t mult[t] * arrays[t][base + i]);
+// returns the largest.
+uint16_t sum_chunk_scalar(const uint8_t* const* arrays, const uint16_t* mult, size_t m,
+                          uint32_t base, uint16_t* bound) {
+  uint16_t best = 0;
   for (uint32_t i = 0; i < format::kImpactChunk; ++i) {
     uint32_t sum = 0;
     for (size_t t = 0; t < m; ++t) sum += uint32_t{mult[t]} * arrays[t][base + i];
     bound[i] = static_cast<uint16_t>(std::min<uint32_t>(sum, 0xFFFF));
+    best = std::max(best, bound[i]);
   }
-}
-
-uint16_t chunk_max_scalar(const uint16_t* bound) {
-  uint16_t best = 0;
-  for (uint32_t i = 0; i < format::kImpactChunk; ++i) best = std::max(best, bound[i]);
   return best;
 }
 
 #ifdef STRATA_BM25_AVX512
-__attribute__((target("avx512f,avx512bw"))) void sum_chunk_avx512(const uint8_t* const* arrays,
-                                                                   const uint16_t* mult, size_t m,
-                                                                   uint32_t base, uint16_t* bound) {
+// GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_* placeholders
+// (a false positive, GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+__attribute__((target("avx512f,avx512bw"))) uint16_t sum_chunk_avx512(
+    const uint8_t* const* arrays, const uint16_t* mult, size_t m, uint32_t base, uint16_t* bound) {
+  __m512i mx = _mm512_setzero_si512();
   for (uint32_t g = 0; g < format::kImpactChunk; g += 64) {
     __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
     for (size_t t = 0; t < m; ++t) {
@@ -193,19 +195,14 @@ __attribute__((target("avx512f,avx512bw"))) void sum_chunk_avx512(const uint8_t*
     }
     _mm512_storeu_si512(bound + g, lo);
     _mm512_storeu_si512(bound + g + 32, hi);
+    mx = _mm512_max_epu16(mx, _mm512_max_epu16(lo, hi));
   }
+  // Horizontal maximum, over the 16-bit halves of 32-bit lanes.
+  const __m512i halves = _mm512_max_epu32(_mm512_and_si512(mx, _mm512_set1_epi32(0xFFFF)),
+                                          _mm512_srli_epi32(mx, 16));
+  return static_cast<uint16_t>(_mm512_reduce_max_epu32(halves));
 }
-
-__attribute__((target("avx512f,avx512bw"))) uint16_t chunk_max_avx512(const uint16_t* bound) {
-  __m512i mx = _mm512_setzero_si512();
-  for (uint32_t g = 0; g < format::kImpactChunk; g += 32)
-    mx = _mm512_max_epu16(mx, _mm512_loadu_si512(bound + g));
-  alignas(64) uint16_t lanes[32];
-  _mm512_store_si512(lanes, mx);
-  uint16_t best = 0;
-  for (uint16_t v : lanes) best = std::max(best, v);
-  return best;
-}
+#pragma GCC diagnostic pop
 
 bool have_avx512() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
@@ -247,12 +244,8 @@ void bound_scan(const PostingsView& view, const std::vector<QueryTerm>& terms, s
   uint16_t* bound = s.bound.data();
   uint16_t* chunk_max = s.chunk_max.data();
   auto sum_chunk = sum_chunk_scalar;
-  auto max_of_chunk = chunk_max_scalar;
 #ifdef STRATA_BM25_AVX512
-  if (g_scan_simd.load(std::memory_order_relaxed) && have_avx512()) {
-    sum_chunk = sum_chunk_avx512;
-    max_of_chunk = chunk_max_avx512;
-  }
+  if (g_scan_simd.load(std::memory_order_relaxed) && have_avx512()) sum_chunk = sum_chunk_avx512;
 #endif
   // The lists without an array add their postings' exact contributions, rounded up:
   // (uint32_t)(c * per_unit) + 1 >= c / unit, per_unit carrying 10x the slack of float rounding.
@@ -283,8 +276,7 @@ void bound_scan(const PostingsView& view, const std::vector<QueryTerm>& terms, s
   PostingCursor* cur = s.cursors.data();
   for (uint32_t c = 0; c < nchunks; ++c) {
     const uint32_t base = c * format::kImpactChunk, end = base + format::kImpactChunk;
-    uint16_t* chunk = bound + base;
-    sum_chunk(arrays, mult, m, base, chunk);
+    uint32_t best = sum_chunk(arrays, mult, m, base, bound + base);
     for (size_t x = 0; x < nsparse; ++x) {
       PostingCursor& pc = cur[s.order_sparse[x]];
       const uint16_t* table = s.contribution_table.data() + x * kScanTfTable * 256;
@@ -297,10 +289,12 @@ void bound_scan(const PostingsView& view, const std::vector<QueryTerm>& terms, s
           const float contribution = w * format::tf_part(tf, class_norms[length_class[d]]);
           add = static_cast<uint32_t>(std::min(contribution * per_unit, 65535.0f)) + 1;
         }
-        bound[d] = static_cast<uint16_t>(std::min<uint32_t>(bound[d] + add, 0xFFFF));
+        const uint32_t v = std::min<uint32_t>(bound[d] + add, 0xFFFF);
+        bound[d] = static_cast<uint16_t>(v);
+        best = std::max(best, v);
       });
     }
-    chunk_max[c] = max_of_chunk(chunk);
+    chunk_max[c] = static_cast<uint16_t>(best);
   }
   // Chunks grouped by the top byte of their largest bound, bucket 0 holding the largest.
   s.bucket_start.assign(258, 0);
@@ -468,8 +462,28 @@ std::vector<Hit> top_k(const PostingsView& view, const std::vector<QueryTerm>& t
     for (; pc.doc() != PostingCursor::kEnd; pc.next()) s.primed.push_back(pc.doc());
     s.fully_primed[i] = 1;
   }
-  if (s.primed.size() < kk) {
-    // Too few to fill the heap: add the best block of each other list, strongest first.
+  // The bound scan's cost, in postings (kScanBytesPerPosting): its arrays, the postings of the
+  // lists without one, and a fixed part.
+  size_t with_array = 0;
+  uint64_t sparse = 0, all_postings = 0;
+  for (size_t j = 0; j < n; ++j) {
+    all_postings += terms[j].record->df;
+    if (terms[j].impacts != nullptr) {
+      ++with_array;
+    } else if (!s.fully_primed[position[j]]) {
+      sparse += terms[j].record->df;
+    }
+  }
+  const bool can_scan = view.bound_scan != BoundScan::kOff && view.impact_stride > 0 &&
+                        with_array > 0 && with_array <= kScanMaxTerms;
+  const uint64_t scan_cost = with_array * uint64_t{view.impact_stride} / kScanBytesPerPosting +
+                             sparse + view.num_docs / kScanFixedShare;
+  // Too few rare documents to fill the heap: the main pass would start without a threshold and
+  // read every list, so the scan goes first when it costs less; else prime with best blocks.
+  const bool scan_now = can_scan && s.primed.size() < kk &&
+                        (view.bound_scan == BoundScan::kAlways || all_postings > scan_cost);
+  if (s.primed.size() < kk && !scan_now) {
+    // Add the best block of each other list, strongest first.
     for (size_t i = n; i-- > 0;) {
       const format::TermRecord& r = *terms[s.order[i]].record;
       if (r.df <= rare_df || format::num_blocks(r.df) < kPrimeMinBlocks) continue;
@@ -510,28 +524,17 @@ std::vector<Hit> top_k(const PostingsView& view, const std::vector<QueryTerm>& t
   };
   update_threshold();
 
-  // The bound scan instead of the main pass, when the query has impact arrays and the scan's
-  // estimated cost is below the main pass's (both in postings, see kScanBytesPerPosting).
-  if (view.bound_scan != BoundScan::kOff && view.impact_stride > 0) {
-    size_t with_array = 0;
-    uint64_t sparse = 0, essential_postings = 0, other_postings = 0;
-    for (size_t j = 0; j < n; ++j) {
-      if (terms[j].impacts != nullptr) {
-        ++with_array;
-      } else if (!s.fully_primed[position[j]]) {
-        sparse += terms[j].record->df;
-      }
-    }
+  // The bound scan instead of the main pass, when the query has impact arrays and the scan
+  // costs less than what the main pass would read now that the threshold is known.
+  if (can_scan) {
+    uint64_t essential_postings = 0, other_postings = 0;
     for (size_t i = 0; i < n; ++i)
       (i < essential ? other_postings : essential_postings) += terms[s.order[i]].record->df;
     // The main pass reads the essential lists and, for each candidate they propose, a block of
     // each other list: all of them, once the candidates outnumber their blocks.
     const uint64_t main_cost =
         essential_postings + std::min(other_postings, kScanProbePostings * essential_postings);
-    const uint64_t scan_cost = with_array * uint64_t{view.impact_stride} / kScanBytesPerPosting +
-                               sparse + view.num_docs / kScanFixedShare;
-    if (with_array > 0 && with_array <= kScanMaxTerms &&
-        (view.bound_scan == BoundScan::kAlways || main_cost > scan_cost)) {
+    if (scan_now || view.bound_scan == BoundScan::kAlways || main_cost > scan_cost) {
       bound_scan(view, terms, kk, s);
       return sorted_hits(heap);
     }
