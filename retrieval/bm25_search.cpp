@@ -247,9 +247,9 @@ void bound_scan(const PostingsView& view, const std::vector<QueryTerm>& terms, s
 #ifdef STRATA_BM25_AVX512
   if (g_scan_simd.load(std::memory_order_relaxed) && have_avx512()) sum_chunk = sum_chunk_avx512;
 #endif
-  // The lists without an array add their postings' exact contributions, rounded up:
+  // The lists without an array add their postings' contributions, rounded up:
   // (uint32_t)(c * per_unit) + 1 >= c / unit, per_unit carrying 10x the slack of float rounding.
-  // Chunk by chunk, so that the bounds being added to stay in L1 and the document norms are
+  // Chunk by chunk, so that the bounds being added to stay in L1 and the length classes are
   // read in order.
   const float per_unit = static_cast<float>((1 + 10 * kScanSlack) / unit);
   size_t nsparse = 0;

@@ -12,16 +12,25 @@
 // posting, term at a time): same documents, bit-identical scores, ties broken by smaller doc.
 //
 // Bound scan: when the query has terms with an impact array (the very common words of the
-// collection, format in bm25_format.h) and MaxScore would still have to walk many postings after
-// priming (questions whose rare names match fewer than k passages, so that passages matching only
-// common words set the threshold), top_k instead bounds every document's score at once: the
-// impact bytes of those terms, times per-query integer weights, are summed with SIMD into a
-// 16-bit bound per document (rounded up, so never below the score), and the other lists add their
-// postings' contributions, also rounded up. Documents are then visited in chunks of 256, the
-// chunks with the largest bound first; a document is scored exactly (its postings looked up
-// through the lists' block headers) only when its bound reaches the running threshold, and the
-// scan ends when no chunk's bound does. Exact like the main pass; the cost is fixed, about one
-// byte read per document per common term, instead of growing with their postings.
+// collection, format in bm25_format.h) and MaxScore would still read many postings (questions
+// whose rare names match fewer than k passages, so that passages matching only common words set
+// the threshold, which then stays low against those words' bounds), top_k bounds every
+// document's score at once instead:
+//   - the impact bytes of those terms, times per-query integer weights (rounded up), are summed
+//     with AVX-512 (plain loops on other CPUs) into a 16-bit bound per document, chunk by chunk
+//     of 256 documents; the other lists add each posting's contribution, rounded up, from a
+//     table by (tf, min(length, 255)) that stays in cache;
+//   - chunks are then taken by their largest bound, and within a group of chunks the documents
+//     by bound, best first; a document's bound is first refined (the rounding of the weights
+//     taken back out, from its impact bytes), and only if that still reaches the running
+//     threshold is it scored exactly, its postings found through the block headers. The scan
+//     ends when no chunk's bound reaches the threshold.
+// Exact like the main pass (every bound is at or above the score; the comparison with the
+// threshold keeps a relative slack for float rounding). Its cost is fixed, about a byte read per
+// document per common term plus the other lists' postings, where MaxScore's grows with the
+// common lists. The choice is by a cost estimate in postings (kAuto), or forced for tests and
+// benchmarks (PostingsView::bound_scan); when the rare lists cannot fill the heap, the scan
+// starts straight after them, without the best-block priming.
 //
 // Bit-identical scores: a document's score is summed in the query's term order (first
 // appearance), whatever order the algorithm visited the lists in. Upper bounds are summed the
@@ -86,9 +95,6 @@ class PostingCursor {
   void advance(uint32_t target);
   // Moves to the first document >= target, backwards too (binary search of the block headers).
   void seek(uint32_t target);
-  // Block-wise reading: the number of blocks, and block b's documents (decodes it; the
-  // cursor moves to its first document). tf() then reads the tf of `docs[i]` after at(i).
-  uint32_t num_blocks() const { return nblocks_; }
   // Calls f(doc, tf) for each posting from the current one up to (not including) document
   // `end`, and moves to the first posting at or past it.
   template <class F>
@@ -113,15 +119,6 @@ class PostingCursor {
         doc_ = kEnd;
       }
     }
-  }
-  const uint32_t* block_docs(uint32_t b, uint32_t& count) {
-    decode(b);
-    count = count_;
-    return docs_;
-  }
-  const uint32_t* block_tfs() {
-    if (!tfs_ready_) decode_tfs();
-    return tfs_;
   }
   // The largest tf_part of the block that would hold `target` (0 past the end); never decodes.
   float shallow_max(uint32_t target);
