@@ -543,8 +543,8 @@ struct IndexBuilder::Impl {
     FileWriter imp((fs::path(dir) / format::kImpacts).string());
     write_header(imp, format::FileKind::kImpacts);
     {
-      const uint64_t table_end = sizeof(format::FileHeader) + 8 +
-                                 impact_terms.size() * sizeof(format::ImpactEntry);
+      const uint64_t table_end =
+          sizeof(format::FileHeader) + 8 + impact_terms.size() * sizeof(format::ImpactEntry);
       const uint64_t first = (table_end + 63) / 64 * 64;
       std::vector<format::ImpactEntry> table;
       for (size_t i = 0; i < impact_terms.size(); ++i)

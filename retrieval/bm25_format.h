@@ -106,7 +106,7 @@ struct BlockHeader {
 static_assert(sizeof(BlockHeader) == 12, "BlockHeader must be 12 bytes");
 
 struct ImpactEntry {
-  uint32_t term;    // the term's slot in terms.bin
+  uint32_t term;  // the term's slot in terms.bin
   uint32_t zero;
   uint64_t offset;  // of its array, from the start of impacts.bin
 };

@@ -209,7 +209,8 @@ struct Bm25Index::Impl {
     if (!impact_arrays.empty()) {
       view.impact_stride = static_cast<uint32_t>(format::impact_stride(n));
       length_class.resize(n);
-      for (uint64_t d = 0; d < n; ++d) length_class[d] = static_cast<uint8_t>(std::min<uint32_t>(lens[d], 255));
+      for (uint64_t d = 0; d < n; ++d)
+        length_class[d] = static_cast<uint8_t>(std::min<uint32_t>(lens[d], 255));
       for (uint32_t c = 0; c < 256; ++c) class_norms[c] = format::doc_norm(c, k1, b, avg_doc_len);
       view.length_class = length_class.data();
       view.class_norms = class_norms;
@@ -235,8 +236,8 @@ struct Bm25Index::Impl {
       format::ImpactEntry e;
       std::memcpy(&e, impacts.data() + hdr + 8 + uint64_t{i} * sizeof(e), sizeof(e));
       STRATA_CHECK(e.term < nterms && (i == 0 || e.term > impact_arrays.back().first) &&
-                       e.offset % 64 == 0 && e.offset >= table_end &&
-                       e.offset <= impacts.size() && stride <= impacts.size() - e.offset,
+                       e.offset % 64 == 0 && e.offset >= table_end && e.offset <= impacts.size() &&
+                       stride <= impacts.size() - e.offset,
                    "index file " << path << " is corrupt at array " << i);
       impact_arrays.push_back({e.term, impacts.data() + e.offset});
     }

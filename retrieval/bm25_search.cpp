@@ -144,9 +144,9 @@ bool offer_hit(std::vector<Hit>& heap, size_t kk, const Hit& hit) {
 
 // ---- bound scan (see bm25_search.h) ----------------------------------------------------------
 
-constexpr size_t kScanMaxTerms = 32;       // impact arrays one scan sums
-constexpr double kScanBudget = 60000;      // the largest bound, in units (leaves room to round up)
-constexpr double kScanSlack = 1e-6;        // relative, for float rounding in the bounds
+constexpr size_t kScanMaxTerms = 32;   // impact arrays one scan sums
+constexpr double kScanBudget = 60000;  // the largest bound, in units (leaves room to round up)
+constexpr double kScanSlack = 1e-6;    // relative, for float rounding in the bounds
 // Relative: a float score of n terms is within n * 2^-24 of the exact sum of its contributions.
 constexpr double kScanThresholdSlack = 1e-5;
 constexpr double kScanThresholdSlackPerTerm = 1e-7;
@@ -180,8 +180,10 @@ uint16_t sum_chunk_scalar(const uint8_t* const* arrays, const uint16_t* mult, si
 // (a false positive, GCC bug 105593).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
-__attribute__((target("avx512f,avx512bw"))) uint16_t sum_chunk_avx512(
-    const uint8_t* const* arrays, const uint16_t* mult, size_t m, uint32_t base, uint16_t* bound) {
+__attribute__((target("avx512f,avx512bw"))) uint16_t sum_chunk_avx512(const uint8_t* const* arrays,
+                                                                      const uint16_t* mult,
+                                                                      size_t m, uint32_t base,
+                                                                      uint16_t* bound) {
   __m512i mx = _mm512_setzero_si512();
   for (uint32_t g = 0; g < format::kImpactChunk; g += 64) {
     __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
@@ -198,8 +200,8 @@ __attribute__((target("avx512f,avx512bw"))) uint16_t sum_chunk_avx512(
     mx = _mm512_max_epu16(mx, _mm512_max_epu16(lo, hi));
   }
   // Horizontal maximum, over the 16-bit halves of 32-bit lanes.
-  const __m512i halves = _mm512_max_epu32(_mm512_and_si512(mx, _mm512_set1_epi32(0xFFFF)),
-                                          _mm512_srli_epi32(mx, 16));
+  const __m512i halves =
+      _mm512_max_epu32(_mm512_and_si512(mx, _mm512_set1_epi32(0xFFFF)), _mm512_srli_epi32(mx, 16));
   return static_cast<uint16_t>(_mm512_reduce_max_epu32(halves));
 }
 #pragma GCC diagnostic pop

@@ -55,7 +55,7 @@ struct PostingsView {
   size_t size = 0;                // bytes, the trailing padding included
   const float* norms = nullptr;   // per document: k1 * (1 - b + b * dl / avgdl)
   uint32_t num_docs = 0;
-  uint32_t impact_stride = 0;     // bytes of one impact array (format::impact_stride)
+  uint32_t impact_stride = 0;  // bytes of one impact array (format::impact_stride)
   // For the bound scan: per document min(length, 255), and the norm of each such length (a
   // lower bound of the norms of the documents of length 255 and more).
   const uint8_t* length_class = nullptr;
@@ -162,9 +162,9 @@ struct SearchScratch {
   std::vector<uint16_t> bound;        // bound scan: per document
   std::vector<uint16_t> chunk_max;    // bound scan: per chunk of 256 documents
   std::vector<uint32_t> chunk_order, bucket_start;
-  std::vector<uint32_t> order_sparse;
-  std::vector<uint64_t> candidates;  // bound scan: bound << 32 | ~doc
-  std::vector<uint16_t> contribution_table;  // bound scan: per list without an array  // bound scan: the lists without an impact array
+  std::vector<uint32_t> order_sparse;        // bound scan: the lists without an impact array
+  std::vector<uint64_t> candidates;          // bound scan: bound << 32 | ~doc
+  std::vector<uint16_t> contribution_table;  // bound scan: per such list, by (tf, length)
   std::vector<float> acc;         // exhaustive: per-document accumulator
   std::vector<uint32_t> touched;  // exhaustive: documents with a non-zero accumulator
 };

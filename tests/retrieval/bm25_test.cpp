@@ -335,8 +335,9 @@ TEST(Bm25BoundScan, RareNamesAmongCommonWordsWithTies) {
     } else if (kind < 6) {
       text = "The year of the flood was a year to remember.";
     } else if (kind == 6) {
-      text = "He was born there; born again, he wrote of the town and the town and the town "
-             "and the town and the town and the town.";  // tf 6 for "town"
+      text =
+          "He was born there; born again, he wrote of the town and the town and the town "
+          "and the town and the town and the town.";  // tf 6 for "town"
     } else {
       const int len = kind == 9 ? 300 : 5 + static_cast<int>(rng() % 40);
       for (int t = 0; t < len; ++t) text += std::string(filler[rng() % 7]) + " ";
