@@ -19,22 +19,23 @@ namespace {
 constexpr int64_t kBlock = 64;  // columns per activation scale: one zmm of int8
 constexpr int64_t kNR = 4;      // output channels per register tile
 constexpr int64_t kMR = 4;      // rows per register tile
+// Products of at most this many rows run on the calling thread: they are bound by reading the
+// weights, and on this project's 2-vCPU machines one thread streams them as fast as two (8.4 ms per
+// SmolLM2 pass either way), so a split only adds a fork/join per product (and spinning workers
+// that slow decoding 2x when another process holds a core). See docs/BENCHMARKS.md (issue 17).
+constexpr int64_t kSerialRows = 4;
 
 #define STRATA_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
-// One 64-column block of an MR x NR tile: acc[i][j] += s_i * (dot(w_j + 128, x_i) per lane).
-template <int MR, int NR, bool kMasked>
+// One 64-column block of an MR x NR tile: acc[i][j] += s_i * (dot(w_j + 128, x_i) per lane). The
+// tile's weights are packed (int8_gemm_pack): block b of its NR channels is NR adjacent 64-byte
+// lines at w + b * NR * 64, already flipped to unsigned.
+template <int MR, int NR>
 STRATA_AVX512_VNNI __attribute__((always_inline)) inline void block_step(__m512 (&acc)[MR][NR], const int8_t* xq,
                                                                           int64_t Kp, const float* sx, int64_t nb,
-                                                                          const int8_t* w, int64_t K, int64_t b,
-                                                                          __mmask64 mask) {
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+                                                                          const uint8_t* w, int64_t b) {
   __m512i wv[NR];
-  for (int j = 0; j < NR; ++j) {
-    const int8_t* p = w + j * K + b * kBlock;
-    const __m512i v = kMasked ? _mm512_maskz_loadu_epi8(mask, p) : _mm512_loadu_si512(p);
-    wv[j] = _mm512_xor_si512(v, flip);  // int8 w -> uint8 w + 128 (masked zeros meet zero x)
-  }
+  for (int j = 0; j < NR; ++j) wv[j] = _mm512_loadu_si512(w + (b * NR + j) * kBlock);
   for (int i = 0; i < MR; ++i) {
     const __m512i xv = _mm512_loadu_si512(xq + i * Kp + b * kBlock);
     const __m512 s = _mm512_set1_ps(sx[i * nb + b]);
@@ -45,94 +46,92 @@ STRATA_AVX512_VNNI __attribute__((always_inline)) inline void block_step(__m512 
   }
 }
 
-// out[i * NR + j] = sum_b s_ib * dot(w_j + 128, xq_i) over the K columns (the +128 removed later).
+// out[i * NR + j] = sum_b s_ib * dot(w_j + 128, xq_i) over the nb blocks (the +128 removed later).
+// The packed tile is one contiguous run of nb * NR * 64 bytes, and the tiles follow each other:
+// a product reads its weights as one linear stream, which the hardware prefetcher follows. (With
+// q's own row-major layout the tile read NR interleaved streams of K / 64 lines each, too short
+// for the prefetcher: 5.9 GB/s against 16 GB/s packed; software prefetching did not add to it.)
 template <int MR, int NR>
-STRATA_AVX512_VNNI void tile(const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const int8_t* w, int64_t K,
+STRATA_AVX512_VNNI void tile(const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w,
                              float* out) {
   __m512 acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
-  const int64_t full = K / kBlock;
-  for (int64_t b = 0; b < full; ++b) block_step<MR, NR, false>(acc, xq, Kp, sx, nb, w, K, b, 0);
-  if (full < nb) {
-    const __mmask64 mask = (~0ULL) >> (64 - (K - full * kBlock));
-    block_step<MR, NR, true>(acc, xq, Kp, sx, nb, w, K, full, mask);
-  }
+  for (int64_t b = 0; b < nb; ++b) block_step<MR, NR>(acc, xq, Kp, sx, nb, w, b);
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) out[i * NR + j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-template <int NR>
-void tile_rows(int64_t mr, const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const int8_t* w, int64_t K,
-               float* out) {
+void tile_rows(int64_t mr, const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w, float* out) {
   switch (mr) {
-    case 1: tile<1, NR>(xq, Kp, sx, nb, w, K, out); break;
-    case 2: tile<2, NR>(xq, Kp, sx, nb, w, K, out); break;
-    case 3: tile<3, NR>(xq, Kp, sx, nb, w, K, out); break;
-    default: tile<4, NR>(xq, Kp, sx, nb, w, K, out); break;
+    case 1: tile<1, kNR>(xq, Kp, sx, nb, w, out); break;
+    case 2: tile<2, kNR>(xq, Kp, sx, nb, w, out); break;
+    case 3: tile<3, kNR>(xq, Kp, sx, nb, w, out); break;
+    default: tile<4, kNR>(xq, Kp, sx, nb, w, out); break;
   }
 }
 
-// Row m of x as int8 blocks of 64 (zero padded to Kp), one scale per block, and
-// corr[m] = 128 * sum_b s_b * sum(q in b), the term the unsigned weights add.
+// 16 values of x (float or bf16) as float32 lanes, lanes outside m zero.
+STRATA_AVX512_VNNI inline __m512 load_lanes(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+STRATA_AVX512_VNNI inline __m512 load_lanes(const c10::BFloat16* p, __mmask16 m) {
+  const __m256i raw = _mm256_maskz_loadu_epi16(m, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+}
+
+// Row m of x as int8 blocks of 64 (zero padded to Kp), one scale per block (amax / 127; values
+// rounded to nearest even, as nearbyint), and corr[m] = 128 * sum_b s_b * sum(q in b), the term
+// the unsigned weights add.
 template <typename T>
-void quantise_rows(const T* x, int64_t M, int64_t K, int64_t Kp, int8_t* xq, float* sx, float* corr) {
+STRATA_AVX512_VNNI void quantise_rows(const T* x, int64_t M, int64_t K, int64_t Kp, int8_t* xq, float* sx,
+                                      float* corr) {
   const int64_t nb = Kp / kBlock;
-  float buf[kBlock];
   for (int64_t m = 0; m < M; ++m) {
     double c = 0;
     int8_t* qrow = xq + m * Kp;
     for (int64_t b = 0; b < nb; ++b) {
-      const int64_t k0 = b * kBlock, n = std::min(kBlock, K - k0);
-      float amax = 0;
-      for (int64_t k = 0; k < n; ++k) {
-        buf[k] = static_cast<float>(x[m * K + k0 + k]);
-        amax = std::max(amax, std::fabs(buf[k]));
+      const int64_t k0 = b * kBlock;
+      __m512 v[4];
+      __m512 amax = _mm512_setzero_ps();
+      for (int i = 0; i < 4; ++i) {
+        const int64_t left = std::clamp<int64_t>(K - k0 - 16 * i, 0, 16);
+        const __mmask16 mask = static_cast<__mmask16>((1u << left) - 1);
+        v[i] = load_lanes(x + m * K + k0 + 16 * i, mask);
+        amax = _mm512_max_ps(amax, _mm512_abs_ps(v[i]));
       }
-      const float s = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
-      int32_t sum = 0;
-      for (int64_t k = 0; k < n; ++k) {
-        const int32_t v = std::clamp(static_cast<int32_t>(std::nearbyint(buf[k] * inv)), -127, 127);
-        qrow[k0 + k] = static_cast<int8_t>(v);
-        sum += v;
+      const float mx = _mm512_reduce_max_ps(amax);
+      const float s = mx / 127.0f, inv = mx > 0 ? 127.0f / mx : 0.0f;
+      const __m512 iv = _mm512_set1_ps(inv);
+      __m512i sum = _mm512_setzero_si512();
+      for (int i = 0; i < 4; ++i) {
+        __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(v[i], iv));
+        q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+        sum = _mm512_add_epi32(sum, q);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(qrow + k0 + 16 * i), _mm512_cvtepi32_epi8(q));
       }
-      for (int64_t k = n; k < kBlock; ++k) qrow[k0 + k] = 0;
       sx[m * nb + b] = s;
-      c += 128.0 * static_cast<double>(s) * sum;
+      c += 128.0 * static_cast<double>(s) * _mm512_reduce_add_epi32(sum);
     }
     corr[m] = static_cast<float>(c);
   }
 }
 
 template <typename O, typename S>
-void run_tiles(int64_t t0, int64_t t1, int64_t M, int64_t N, int64_t K, int64_t Kp, const int8_t* xq, const float* sx,
-               const float* corr, const int8_t* q, const S* scale, const S* bias, O* y) {
+void run_tiles(int64_t t0, int64_t t1, int64_t M, int64_t N, int64_t Kp, const int8_t* xq, const float* sx,
+               const float* corr, const uint8_t* packed, const S* scale, const S* bias, O* y) {
   const int64_t nb = Kp / kBlock;
   float out[kMR * kNR];
   for (int64_t t = t0; t < t1; ++t) {
-    const int64_t n0 = t * kNR, nr = std::min(kNR, N - n0);
+    const int64_t n0 = t * kNR, nr = std::min(kNR, N - n0);  // the last tile's padding rows are dropped
+    const uint8_t* w = packed + t * kNR * Kp;
     for (int64_t m0 = 0; m0 < M; m0 += kMR) {
       const int64_t mr = std::min(kMR, M - m0);
-      const int8_t* xm = xq + m0 * Kp;
-      const float* sm = sx + m0 * nb;
-      if (nr == kNR) {
-        tile_rows<kNR>(mr, xm, Kp, sm, nb, q + n0 * K, K, out);
-        for (int64_t i = 0; i < mr; ++i)
-          for (int64_t j = 0; j < kNR; ++j) {
-            float v = static_cast<float>(scale[n0 + j]) * (out[i * kNR + j] - corr[m0 + i]);
-            if (bias != nullptr) v = static_cast<float>(static_cast<S>(v)) + static_cast<float>(bias[n0 + j]);
-            y[(m0 + i) * N + n0 + j] = static_cast<O>(v);
-          }
-      } else {
+      tile_rows(mr, xq + m0 * Kp, Kp, sx + m0 * nb, nb, w, out);
+      for (int64_t i = 0; i < mr; ++i)
         for (int64_t j = 0; j < nr; ++j) {
-          tile_rows<1>(mr, xm, Kp, sm, nb, q + (n0 + j) * K, K, out);
-          for (int64_t i = 0; i < mr; ++i) {
-            float v = static_cast<float>(scale[n0 + j]) * (out[i] - corr[m0 + i]);
-            if (bias != nullptr) v = static_cast<float>(static_cast<S>(v)) + static_cast<float>(bias[n0 + j]);
-            y[(m0 + i) * N + n0 + j] = static_cast<O>(v);
-          }
+          float v = static_cast<float>(scale[n0 + j]) * (out[i * kNR + j] - corr[m0 + i]);
+          if (bias != nullptr) v = static_cast<float>(static_cast<S>(v)) + static_cast<float>(bias[n0 + j]);
+          y[(m0 + i) * N + n0 + j] = static_cast<O>(v);
         }
-      }
     }
   }
 }
@@ -158,7 +157,8 @@ namespace {
 
 // Quantises x's rows into per-thread scratch and runs the tiles over the output channels.
 template <typename X, typename S, typename O>
-void gemm_impl(const X* x, int64_t M, int64_t K, const int8_t* q, int64_t N, const S* scale, const S* bias, O* y) {
+void gemm_impl(const X* x, int64_t M, int64_t K, const uint8_t* packed, int64_t N, const S* scale, const S* bias,
+               O* y) {
   const int64_t nb = (K + kBlock - 1) / kBlock, Kp = nb * kBlock;
   // Per-thread scratch, reused across calls (no allocation per product once grown).
   thread_local std::vector<int8_t> xq;
@@ -171,44 +171,84 @@ void gemm_impl(const X* x, int64_t M, int64_t K, const int8_t* q, int64_t N, con
   const float* sxp = sx.data();
   const float* cp = corr.data();
   const int64_t tiles = (N + kNR - 1) / kNR;
-  // Grain: at least 16 tiles (64 channels) per task, so that tiny products stay on one thread.
-  at::parallel_for(0, tiles, 16, [&](int64_t t0, int64_t t1) {
-    run_tiles(t0, t1, M, N, K, Kp, xqp, sxp, cp, q, scale, bias, y);
+  // Grain: all tiles on one thread up to kSerialRows rows, else at least 16 tiles (64 channels) per task.
+  at::parallel_for(0, tiles, M <= kSerialRows ? tiles : 16, [&](int64_t t0, int64_t t1) {
+    run_tiles(t0, t1, M, N, Kp, xqp, sxp, cp, packed, scale, bias, y);
   });
 }
 
 }  // namespace
 
-void int8_gemm_f32(const float* x, int64_t M, const at::Tensor& q, const at::Tensor& scale, float* y) {
-  STRATA_CHECK(int8_gemm_available(), "int8_gemm: this CPU has no AVX-512 VNNI");
-  const int64_t N = q.size(0), K = q.size(1);
-  if (scale.scalar_type() == at::kBFloat16)
-    gemm_impl<float, c10::BFloat16, float>(x, M, K, q.data_ptr<int8_t>(), N, scale.data_ptr<c10::BFloat16>(), nullptr, y);
-  else
-    gemm_impl<float, float, float>(x, M, K, q.data_ptr<int8_t>(), N, scale.data_ptr<float>(), nullptr, y);
+at::Tensor int8_gemm_pack(const at::Tensor& q_in) {
+  STRATA_CHECK(q_in.dim() == 2 && q_in.scalar_type() == at::kChar && q_in.device().is_cpu(),
+               "int8_gemm_pack: expected an [N, K] int8 CPU tensor, got " << q_in.sizes() << " "
+                                                                        << c10::toString(q_in.scalar_type()));
+  const at::Tensor q = q_in.contiguous();
+  const int64_t N = q.size(0), K = q.size(1), nb = (K + kBlock - 1) / kBlock, tiles = (N + kNR - 1) / kNR;
+  at::Tensor packed = at::empty({tiles * kNR * nb * kBlock}, q.options().dtype(at::kByte));
+  const int8_t* src = q.data_ptr<int8_t>();
+  uint8_t* dst = packed.data_ptr<uint8_t>();
+  at::parallel_for(0, tiles, 64, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int64_t b = 0; b < nb; ++b)
+        for (int64_t j = 0; j < kNR; ++j) {
+          uint8_t* line = dst + ((t * nb + b) * kNR + j) * kBlock;
+          const int64_t n = t * kNR + j, k0 = b * kBlock, len = n < N ? std::min(kBlock, K - k0) : 0;
+          // w + 128 as unsigned (xor 0x80); padding holds w = 0 (it meets zero activations).
+          for (int64_t k = 0; k < len; ++k) line[k] = static_cast<uint8_t>(src[n * K + k0 + k]) ^ 0x80u;
+          for (int64_t k = len; k < kBlock; ++k) line[k] = 0x80u;
+        }
+  });
+  return packed;
 }
 
-at::Tensor int8_gemm(const at::Tensor& x_in, const at::Tensor& q, const at::Tensor& scale, const at::Tensor& bias) {
+namespace {
+
+// w's packed weights, or w.q packed now (a hand-made Int8Weight: correct, slower).
+at::Tensor packed_of(const Int8Weight& w) {
+  STRATA_CHECK(w.defined() && w.q.dim() == 2 && w.q.scalar_type() == at::kChar && w.q.device().is_cpu(),
+               "int8_gemm: q must be an [N, K] int8 CPU tensor");
+  if (!w.packed.defined()) return int8_gemm_pack(w.q);
+  const int64_t N = w.q.size(0), K = w.q.size(1);
+  STRATA_CHECK(w.packed.numel() == (N + kNR - 1) / kNR * kNR * ((K + kBlock - 1) / kBlock * kBlock),
+               "int8_gemm: packed weights of " << w.packed.numel() << " bytes for q " << w.q.sizes());
+  return w.packed;
+}
+
+}  // namespace
+
+void int8_gemm_f32(const float* x, int64_t M, const Int8Weight& w, float* y) {
   STRATA_CHECK(int8_gemm_available(), "int8_gemm: this CPU has no AVX-512 VNNI");
-  STRATA_CHECK(x_in.dim() == 2 && q.dim() == 2 && x_in.size(1) == q.size(1),
-               "int8_gemm: x " << x_in.sizes() << " and q " << q.sizes());
-  STRATA_CHECK(q.scalar_type() == at::kChar && q.is_contiguous() && q.device().is_cpu(), "int8_gemm: q must be int8");
-  const auto dt = scale.scalar_type();
+  const at::Tensor packed = packed_of(w);
+  const int64_t N = w.q.size(0), K = w.q.size(1);
+  const uint8_t* p = packed.data_ptr<uint8_t>();
+  if (w.scale.scalar_type() == at::kBFloat16)
+    gemm_impl<float, c10::BFloat16, float>(x, M, K, p, N, w.scale.data_ptr<c10::BFloat16>(), nullptr, y);
+  else
+    gemm_impl<float, float, float>(x, M, K, p, N, w.scale.data_ptr<float>(), nullptr, y);
+}
+
+at::Tensor int8_gemm(const at::Tensor& x_in, const Int8Weight& w, const at::Tensor& bias) {
+  STRATA_CHECK(int8_gemm_available(), "int8_gemm: this CPU has no AVX-512 VNNI");
+  const at::Tensor packed = packed_of(w);
+  STRATA_CHECK(x_in.dim() == 2 && x_in.size(1) == w.q.size(1),
+               "int8_gemm: x " << x_in.sizes() << " and q " << w.q.sizes());
+  const auto dt = w.scale.scalar_type();
   STRATA_CHECK(dt == at::kBFloat16 || dt == at::kFloat, "int8_gemm: scales must be bf16 or fp32");
   const at::Tensor x = (x_in.scalar_type() == at::kBFloat16 || x_in.scalar_type() == at::kFloat)
                            ? x_in.contiguous()
                            : x_in.to(at::kFloat).contiguous();
-  const int64_t M = x.size(0), K = x.size(1), N = q.size(0);
-  const at::Tensor sc = scale.contiguous();
+  const int64_t M = x.size(0), K = x.size(1), N = w.q.size(0);
+  const at::Tensor sc = w.scale.contiguous();
   const at::Tensor bs = bias.defined() ? bias.to(dt).contiguous() : at::Tensor();
-  at::Tensor y = at::empty({M, N}, scale.options());
-  const int8_t* qp = q.data_ptr<int8_t>();
+  at::Tensor y = at::empty({M, N}, w.scale.options());
+  const uint8_t* pp = packed.data_ptr<uint8_t>();
   auto go = [&](auto* xp) {
     if (dt == at::kBFloat16)
-      gemm_impl(xp, M, K, qp, N, sc.data_ptr<c10::BFloat16>(),
+      gemm_impl(xp, M, K, pp, N, sc.data_ptr<c10::BFloat16>(),
                 bs.defined() ? bs.data_ptr<c10::BFloat16>() : nullptr, y.data_ptr<c10::BFloat16>());
     else
-      gemm_impl(xp, M, K, qp, N, sc.data_ptr<float>(), bs.defined() ? bs.data_ptr<float>() : nullptr,
+      gemm_impl(xp, M, K, pp, N, sc.data_ptr<float>(), bs.defined() ? bs.data_ptr<float>() : nullptr,
                 y.data_ptr<float>());
   };
   if (x.scalar_type() == at::kBFloat16) go(x.data_ptr<c10::BFloat16>());

@@ -9,21 +9,31 @@
 // * scale_n (s_b: a block's activation step), i.e. half an activation step per block, on top of
 // the weight quantisation the existing path already has.
 //
-// Multithreaded over output channels (at::parallel_for); any K (a masked tail), any M, any N.
+// Multithreaded over output channels (at::parallel_for); any K, M and N (the packed weights are
+// padded; see int8_gemm_pack).
 // Compiled with target attributes and chosen at run time: int8_gemm_available() is false on CPUs
 // without AVX-512 F/BW/VNNI, and callers keep their own path there.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
+#include "agent/int8_linear.h"
+
 namespace strata::agent {
 
 // Whether the CPU runs int8_gemm (AVX-512 F, BW, VL and VNNI); STRATA_INT8_GEMM=0 turns it off.
 bool int8_gemm_available();
-// x: [M, K] bf16 or fp32 contiguous; q: [N, K] int8 contiguous; scale: [N] bf16 or fp32.
+// The kernel's weight layout for q ([N, K] int8, CPU): tiles of 4 output channels (the last one
+// padded with zero rows), each tile's 64-column blocks in order, each block the 4 channels' 64
+// bytes side by side (K padded with zeros to a multiple of 64), every byte q + 128 as uint8. One
+// product then reads its weights as a single linear stream. [ceil(N / 4) * 4 * ceil(K / 64) * 64]
+// uint8; quantize_int8 stores it in Int8Weight::packed where int8_gemm_available().
+at::Tensor int8_gemm_pack(const at::Tensor& q);
+// x: [M, K] bf16 or fp32 (other dtypes are cast to fp32); w: q [N, K] int8 and scale [N] bf16 or
+// fp32, with w.packed = int8_gemm_pack(w.q) (packed on the fly when undefined: correct, slower).
 // Returns [M, N] in scale's dtype (+ bias in that dtype when defined). Requires int8_gemm_available().
-at::Tensor int8_gemm(const at::Tensor& x, const at::Tensor& q, const at::Tensor& scale, const at::Tensor& bias = {});
-// The same product on raw float32 rows: x [M, K] (K = q.size(1)) -> y [M, N] float32, no bias.
-void int8_gemm_f32(const float* x, int64_t M, const at::Tensor& q, const at::Tensor& scale, float* y);
+at::Tensor int8_gemm(const at::Tensor& x, const Int8Weight& w, const at::Tensor& bias = {});
+// The same product on raw float32 rows: x [M, K] (K = w.q.size(1)) -> y [M, N] float32, no bias.
+void int8_gemm_f32(const float* x, int64_t M, const Int8Weight& w, float* y);
 
 }  // namespace strata::agent

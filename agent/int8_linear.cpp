@@ -26,7 +26,13 @@ std::pair<at::Tensor, at::Tensor> quantize_parts(const at::Tensor& w, at::Scalar
 
 Int8Weight quantize_int8(const at::Tensor& w, at::ScalarType scale_dtype) {
   auto [q, scale] = quantize_parts(w, scale_dtype);
-  return {std::move(q), std::move(scale)};
+  Int8Weight out{std::move(q), std::move(scale), {}};
+  repack_int8(out);
+  return out;
+}
+
+void repack_int8(Int8Weight& w) {
+  w.packed = w.defined() && w.q.device().is_cpu() && int8_gemm_available() ? int8_gemm_pack(w.q) : at::Tensor();
 }
 
 void requantize_int8(Int8Weight& dst, const at::Tensor& w) {
@@ -36,6 +42,7 @@ void requantize_int8(Int8Weight& dst, const at::Tensor& w) {
   auto [q, scale] = quantize_parts(w.to(dst.q.device()), dst.scale.scalar_type());
   dst.q.copy_(q);
   dst.scale.copy_(scale);
+  if (dst.packed.defined()) dst.packed.copy_(int8_gemm_pack(dst.q));
 }
 
 at::Tensor dequantize_int8(const Int8Weight& w) {
@@ -68,7 +75,7 @@ at::Tensor int8_linear_via(Int8Path path, const at::Tensor& x, const Int8Weight&
   at::Tensor y;
   if (path == Int8Path::kVnni) {
     // Reads bf16/fp32 x directly, adds the bias itself: one output tensor, no casts.
-    y = int8_gemm(x.reshape({-1, K}), w.q, w.scale, bias);
+    y = int8_gemm(x.reshape({-1, K}), w, bias);
   } else {
     at::Tensor x2 = x.to(dtype).reshape({-1, K});
     if (path == Int8Path::kPack) {

@@ -26,8 +26,9 @@
 namespace strata::agent {
 
 struct Int8Weight {
-  at::Tensor q;      // [N, K] int8, contiguous
-  at::Tensor scale;  // [N] in the activation dtype
+  at::Tensor q;       // [N, K] int8, contiguous
+  at::Tensor scale;   // [N] in the activation dtype
+  at::Tensor packed;  // q in the VNNI kernel's layout (int8_gemm_pack) on CPUs that run it, else undefined
   bool defined() const { return q.defined(); }
 };
 
@@ -41,11 +42,14 @@ inline constexpr int64_t kInt8GemmMaxRows = 64;
 enum class Int8Path { kVnni, kPack, kDequant };
 
 // Quantises `w` ([N, K], any float dtype) with scales in `scale_dtype` (bf16 or fp32), on w's
-// device.
+// device; on a CPU with int8_gemm_available() it also packs q for the VNNI kernel (packed).
 Int8Weight quantize_int8(const at::Tensor& w, at::ScalarType scale_dtype);
 // Re-quantises `w` into dst's tensors in place (their shapes, dtypes and device stay); the values
-// equal quantize_int8(w, dst.scale.scalar_type()).
+// equal quantize_int8(w, dst.scale.scalar_type()), packed ones included.
 void requantize_int8(Int8Weight& dst, const at::Tensor& w);
+// Sets w.packed for w's device: int8_gemm_pack(w.q) on a CPU with int8_gemm_available(), else
+// undefined (after moving q to another device).
+void repack_int8(Int8Weight& w);
 // q * scale as an [N, K] tensor in the scale's dtype.
 at::Tensor dequantize_int8(const Int8Weight& w);
 // x: [..., K] (cast to the scale's dtype) -> [..., N] in the scale's dtype. bias may be undefined.

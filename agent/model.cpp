@@ -189,6 +189,7 @@ void Model::to(torch::Device device, torch::Dtype dtype) {
     if (!q.defined()) return;
     q.q = q.q.to(device);
     q.scale = q.scale.to(device, dtype);
+    repack_int8(q);
   };
   conv_q(head_q_);
   for (auto& l : layers_)
@@ -459,7 +460,7 @@ Tensor decode_int8_impl(const Tensor& ids_in, KVCache& cache, const std::vector<
     }
   const int64_t C = cache.capacity();
   auto proj = [&](int64_t l, int w, int bias, const float* in, float* out, int64_t N) {
-    int8_gemm_f32(in, B, qweight(l, idx[w]).q, qweight(l, idx[w]).scale, out);
+    int8_gemm_f32(in, B, qweight(l, idx[w]), out);
     const Tensor& bt = weight(l, idx[bias]);
     if (bt.defined()) add_bias_rows<T>(out, bt, B, N);
   };

@@ -113,7 +113,7 @@ TEST(Int8Gemm, IsExactOnGridActivations) {
       for (int64_t rows = 1; rows <= 33; rows += (rows < 9 ? 1 : 8)) {
         torch::Tensor x = torch::randint(-60, 61, {rows, K}, gen, torch::kFloat32);
         x.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, torch::indexing::None, 64)}, 127.0);
-        const torch::Tensor y = int8_gemm(x, qw.q, qw.scale);
+        const torch::Tensor y = int8_gemm(x, qw);
         // Integer products and sums stay below 2^24: exact in float.
         const torch::Tensor ref = x.matmul(qw.q.to(torch::kFloat32).t()) * qw.scale.unsqueeze(0);
         ASSERT_TRUE(torch::equal(y, ref)) << "K " << K << " N " << N << " rows " << rows << ": max diff "
@@ -121,6 +121,23 @@ TEST(Int8Gemm, IsExactOnGridActivations) {
       }
     }
   }
+}
+
+// The packed layout, element by element: channel n, column k of q sits at tile n / 4, block
+// k / 64, line n % 4, byte k % 64, as q + 128; padding rows and columns hold 128 (a zero weight).
+TEST(Int8Gemm, PacksTilesOfFourChannelsInBlocksOf64Columns) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(6);
+  const int64_t N = 6, K = 70, nb = 2, tiles = 2;
+  const torch::Tensor q = torch::randint(-127, 128, {N, K}, gen, torch::kInt8);
+  const torch::Tensor p = int8_gemm_pack(q);
+  ASSERT_EQ(p.numel(), tiles * 4 * nb * 64);
+  const auto* pp = p.data_ptr<uint8_t>();
+  const auto* qp = q.data_ptr<int8_t>();
+  for (int64_t n = 0; n < tiles * 4; ++n)
+    for (int64_t k = 0; k < nb * 64; ++k) {
+      const int expect = n < N && k < K ? qp[n * K + k] + 128 : 128;
+      ASSERT_EQ(pp[((n / 4 * nb + k / 64) * 4 + n % 4) * 64 + k % 64], expect) << "n " << n << " k " << k;
+    }
 }
 
 ModelConfig tiny(bool tied) {
@@ -197,6 +214,8 @@ TEST(Int8Model, RefreshEqualsAFreshQuantisationOfTheTrainedWeights) {
       const auto fresh = quantize_int8(src, torch::kBFloat16);
       EXPECT_TRUE(torch::equal(w.q, fresh.q)) << name;
       EXPECT_TRUE(torch::equal(w.scale, fresh.scale)) << name;
+      ASSERT_EQ(w.packed.defined(), fresh.packed.defined()) << name;
+      if (fresh.packed.defined()) EXPECT_TRUE(torch::equal(w.packed, fresh.packed)) << name << ": the VNNI layout too";
       changed += torch::equal(w.q, before.at(name)) ? 0 : 1;
     }
     EXPECT_EQ(changed, static_cast<int>(after.size())) << "the update moved every matrix";
