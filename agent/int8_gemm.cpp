@@ -17,8 +17,10 @@ namespace strata::agent {
 namespace {
 
 constexpr int64_t kBlock = 64;  // columns per activation scale: one zmm of int8
-constexpr int64_t kNR = 4;      // output channels per register tile
+constexpr int64_t kLanes = 16;  // output channels per panel: one zmm of int32 / float32
+constexpr int64_t kGroup = 4;   // columns per dpbusd lane
 constexpr int64_t kMR = 4;      // rows per register tile
+constexpr int64_t kNP = 4;      // panels per register tile (64 channels)
 // Products of at most this many rows run on the calling thread: they are bound by reading the
 // weights, and on this project's 2-vCPU machines one thread streams them as fast as two (8.4 ms per
 // SmolLM2 pass either way), so a split only adds a fork/join per product (and spinning workers
@@ -27,47 +29,69 @@ constexpr int64_t kSerialRows = 4;
 
 #define STRATA_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
-// One 64-column block of an MR x NR tile: acc[i][j] += s_i * (dot(w_j + 128, x_i) per lane). The
-// tile's weights are packed (int8_gemm_pack): block b of its NR channels is NR adjacent 64-byte
-// lines at w + b * NR * 64, already flipped to unsigned.
-template <int MR, int NR>
-STRATA_AVX512_VNNI __attribute__((always_inline)) inline void block_step(__m512 (&acc)[MR][NR], const int8_t* xq,
-                                                                          int64_t Kp, const float* sx, int64_t nb,
-                                                                          const uint8_t* w, int64_t b) {
-  __m512i wv[NR];
-  for (int j = 0; j < NR; ++j) wv[j] = _mm512_loadu_si512(w + (b * NR + j) * kBlock);
-  for (int i = 0; i < MR; ++i) {
-    const __m512i xv = _mm512_loadu_si512(xq + i * Kp + b * kBlock);
-    const __m512 s = _mm512_set1_ps(sx[i * nb + b]);
-    for (int j = 0; j < NR; ++j) {
-      const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[j], xv);
-      acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc[i][j]);
+// acc += vpdpbusd(a unsigned, b signed), accumulating in place. Written as asm because GCC 12
+// compiles the intrinsic inside the tile loop with a register copy per accumulator and step
+// (and spills), about doubling the instructions of the loop.
+STRATA_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+
+// An MR x NP tile: rows m0.. of the quantised activations against NP panels of 16 channels.
+// Each lane of a zmm is one output channel: per group of 4 columns, a row's 4 int8 values are
+// broadcast to every lane and vpdpbusd adds their products with the channel's 4 weights (+128,
+// unsigned) to the lane. A 64-column block is 16 such steps into int32 accumulators (exact); then
+// the block's activation scale is applied once per row and panel: acc += float(int) * s. The
+// float sums live in out [MR][NP * 16] (zeroed by the caller). Per 64 x 64 weights: 16 loads and
+// 64 vpdpbusd for MR = 4, against one convert and one fma per row and panel.
+template <int MR, int NP>
+STRATA_AVX512_VNNI void tile(const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w,
+                             int64_t panel_bytes, float* out) {
+  constexpr int64_t kStep = kLanes * kGroup;  // bytes of one panel per group: 64
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i acc[MR][NP];
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NP; ++j) acc[i][j] = _mm512_setzero_si512();
+    const uint8_t* wb = w + b * (kBlock / kGroup) * kStep;
+    const int8_t* xb = xq + b * kBlock;
+    for (int64_t g = 0; g < kBlock / kGroup; ++g) {
+      __m512i wv[NP];
+      for (int j = 0; j < NP; ++j) wv[j] = _mm512_loadu_si512(wb + j * panel_bytes + g * kStep);
+      for (int i = 0; i < MR; ++i) {
+        int32_t four;
+        std::memcpy(&four, xb + i * Kp + g * kGroup, sizeof four);
+        const __m512i xv = _mm512_set1_epi32(four);
+        for (int j = 0; j < NP; ++j) acc[i][j] = dpbusd(acc[i][j], wv[j], xv);
+      }
+    }
+    for (int i = 0; i < MR; ++i) {
+      const __m512 sv = _mm512_set1_ps(sx[i * nb + b]);
+      for (int j = 0; j < NP; ++j) {
+        float* o = out + (i * NP + j) * kLanes;
+        _mm512_storeu_ps(o, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][j]), sv, _mm512_loadu_ps(o)));
+      }
     }
   }
 }
 
-// out[i * NR + j] = sum_b s_ib * dot(w_j + 128, xq_i) over the nb blocks (the +128 removed later).
-// The packed tile is one contiguous run of nb * NR * 64 bytes, and the tiles follow each other:
-// a product reads its weights as one linear stream, which the hardware prefetcher follows. (With
-// q's own row-major layout the tile read NR interleaved streams of K / 64 lines each, too short
-// for the prefetcher: 5.9 GB/s against 16 GB/s packed; software prefetching did not add to it.)
-template <int MR, int NR>
-STRATA_AVX512_VNNI void tile(const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w,
-                             float* out) {
-  __m512 acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) block_step<MR, NR>(acc, xq, Kp, sx, nb, w, b);
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) out[i * NR + j] = _mm512_reduce_add_ps(acc[i][j]);
+template <int MR>
+void tile_panels(int64_t np, const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w,
+                 int64_t panel_bytes, float* out) {
+  switch (np) {
+    case 1: tile<MR, 1>(xq, Kp, sx, nb, w, panel_bytes, out); break;
+    case 2: tile<MR, 2>(xq, Kp, sx, nb, w, panel_bytes, out); break;
+    case 3: tile<MR, 3>(xq, Kp, sx, nb, w, panel_bytes, out); break;
+    default: tile<MR, 4>(xq, Kp, sx, nb, w, panel_bytes, out); break;
+  }
 }
 
-void tile_rows(int64_t mr, const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w, float* out) {
+void tile_any(int64_t mr, int64_t np, const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w,
+              int64_t panel_bytes, float* out) {
   switch (mr) {
-    case 1: tile<1, kNR>(xq, Kp, sx, nb, w, out); break;
-    case 2: tile<2, kNR>(xq, Kp, sx, nb, w, out); break;
-    case 3: tile<3, kNR>(xq, Kp, sx, nb, w, out); break;
-    default: tile<4, kNR>(xq, Kp, sx, nb, w, out); break;
+    case 1: tile_panels<1>(np, xq, Kp, sx, nb, w, panel_bytes, out); break;
+    case 2: tile_panels<2>(np, xq, Kp, sx, nb, w, panel_bytes, out); break;
+    case 3: tile_panels<3>(np, xq, Kp, sx, nb, w, panel_bytes, out); break;
+    default: tile_panels<4>(np, xq, Kp, sx, nb, w, panel_bytes, out); break;
   }
 }
 
@@ -115,20 +139,22 @@ STRATA_AVX512_VNNI void quantise_rows(const T* x, int64_t M, int64_t K, int64_t 
   }
 }
 
+// Panels [p0, p1) of the product for all M rows, kNP panels at a time (their weights stay in
+// L1/L2 while the row groups pass over them).
 template <typename O, typename S>
-void run_tiles(int64_t t0, int64_t t1, int64_t M, int64_t N, int64_t Kp, const int8_t* xq, const float* sx,
-               const float* corr, const uint8_t* packed, const S* scale, const S* bias, O* y) {
-  const int64_t nb = Kp / kBlock;
-  float out[kMR * kNR];
-  for (int64_t t = t0; t < t1; ++t) {
-    const int64_t n0 = t * kNR, nr = std::min(kNR, N - n0);  // the last tile's padding rows are dropped
-    const uint8_t* w = packed + t * kNR * Kp;
+void run_panels(int64_t p0, int64_t p1, int64_t M, int64_t N, int64_t Kp, const int8_t* xq, const float* sx,
+                const float* corr, const uint8_t* packed, const S* scale, const S* bias, O* y) {
+  const int64_t nb = Kp / kBlock, panel_bytes = kLanes * Kp;
+  float out[kMR * kNP * kLanes];
+  for (int64_t p = p0; p < p1; p += kNP) {
+    const int64_t np = std::min(kNP, p1 - p), n0 = p * kLanes, nn = std::min(np * kLanes, N - n0);
     for (int64_t m0 = 0; m0 < M; m0 += kMR) {
       const int64_t mr = std::min(kMR, M - m0);
-      tile_rows(mr, xq + m0 * Kp, Kp, sx + m0 * nb, nb, w, out);
+      std::fill(out, out + mr * np * kLanes, 0.0f);
+      tile_any(mr, np, xq + m0 * Kp, Kp, sx + m0 * nb, nb, packed + p * panel_bytes, panel_bytes, out);
       for (int64_t i = 0; i < mr; ++i)
-        for (int64_t j = 0; j < nr; ++j) {
-          float v = static_cast<float>(scale[n0 + j]) * (out[i * kNR + j] - corr[m0 + i]);
+        for (int64_t j = 0; j < nn; ++j) {  // the last panel's padding channels are dropped
+          float v = static_cast<float>(scale[n0 + j]) * (out[i * np * kLanes + j] - corr[m0 + i]);
           if (bias != nullptr) v = static_cast<float>(static_cast<S>(v)) + static_cast<float>(bias[n0 + j]);
           y[(m0 + i) * N + n0 + j] = static_cast<O>(v);
         }
@@ -170,10 +196,10 @@ void gemm_impl(const X* x, int64_t M, int64_t K, const uint8_t* packed, int64_t 
   const int8_t* xqp = xq.data();
   const float* sxp = sx.data();
   const float* cp = corr.data();
-  const int64_t tiles = (N + kNR - 1) / kNR;
-  // Grain: all tiles on one thread up to kSerialRows rows, else at least 16 tiles (64 channels) per task.
-  at::parallel_for(0, tiles, M <= kSerialRows ? tiles : 16, [&](int64_t t0, int64_t t1) {
-    run_tiles(t0, t1, M, N, Kp, xqp, sxp, cp, packed, scale, bias, y);
+  const int64_t panels = (N + kLanes - 1) / kLanes;
+  // Grain: every panel on one thread up to kSerialRows rows, else at least kNP panels per task.
+  at::parallel_for(0, panels, M <= kSerialRows ? panels : kNP, [&](int64_t p0, int64_t p1) {
+    run_panels(p0, p1, M, N, Kp, xqp, sxp, cp, packed, scale, bias, y);
   });
 }
 
@@ -184,20 +210,20 @@ at::Tensor int8_gemm_pack(const at::Tensor& q_in) {
                "int8_gemm_pack: expected an [N, K] int8 CPU tensor, got " << q_in.sizes() << " "
                                                                         << c10::toString(q_in.scalar_type()));
   const at::Tensor q = q_in.contiguous();
-  const int64_t N = q.size(0), K = q.size(1), nb = (K + kBlock - 1) / kBlock, tiles = (N + kNR - 1) / kNR;
-  at::Tensor packed = at::empty({tiles * kNR * nb * kBlock}, q.options().dtype(at::kByte));
+  const int64_t N = q.size(0), K = q.size(1), Kp = (K + kBlock - 1) / kBlock * kBlock,
+                panels = (N + kLanes - 1) / kLanes;
+  // w + 128 as unsigned (xor 0x80); padding holds w = 0 (it meets zero activations or is dropped).
+  at::Tensor packed = at::full({panels * kLanes * Kp}, 0x80, q.options().dtype(at::kByte));
   const int8_t* src = q.data_ptr<int8_t>();
   uint8_t* dst = packed.data_ptr<uint8_t>();
-  at::parallel_for(0, tiles, 64, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t)
-      for (int64_t b = 0; b < nb; ++b)
-        for (int64_t j = 0; j < kNR; ++j) {
-          uint8_t* line = dst + ((t * nb + b) * kNR + j) * kBlock;
-          const int64_t n = t * kNR + j, k0 = b * kBlock, len = n < N ? std::min(kBlock, K - k0) : 0;
-          // w + 128 as unsigned (xor 0x80); padding holds w = 0 (it meets zero activations).
-          for (int64_t k = 0; k < len; ++k) line[k] = static_cast<uint8_t>(src[n * K + k0 + k]) ^ 0x80u;
-          for (int64_t k = len; k < kBlock; ++k) line[k] = 0x80u;
-        }
+  at::parallel_for(0, panels, 16, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p)
+      for (int64_t c = 0; c < kLanes && p * kLanes + c < N; ++c) {
+        const int8_t* row = src + (p * kLanes + c) * K;
+        uint8_t* panel = dst + p * kLanes * Kp + c * kGroup;
+        for (int64_t k = 0; k < K; ++k)
+          panel[(k / kGroup) * kLanes * kGroup + k % kGroup] = static_cast<uint8_t>(row[k]) ^ 0x80u;
+      }
   });
   return packed;
 }
@@ -210,7 +236,7 @@ at::Tensor packed_of(const Int8Weight& w) {
                "int8_gemm: q must be an [N, K] int8 CPU tensor");
   if (!w.packed.defined()) return int8_gemm_pack(w.q);
   const int64_t N = w.q.size(0), K = w.q.size(1);
-  STRATA_CHECK(w.packed.numel() == (N + kNR - 1) / kNR * kNR * ((K + kBlock - 1) / kBlock * kBlock),
+  STRATA_CHECK(w.packed.numel() == (N + kLanes - 1) / kLanes * kLanes * ((K + kBlock - 1) / kBlock * kBlock),
                "int8_gemm: packed weights of " << w.packed.numel() << " bytes for q " << w.q.sizes());
   return w.packed;
 }

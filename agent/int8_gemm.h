@@ -3,8 +3,9 @@
 //
 // AVX-512 VNNI: each row of x is quantised on the fly to int8 in blocks of 64 columns (one scale
 // per block, amax / 127, as llama.cpp's Q8_0 does with blocks of 32), and the int8 dot products run
-// on vpdpbusd (the weights flipped to unsigned by xor 0x80, the resulting 128 * sum(x) removed per
-// block). Accumulation is exact in int32 inside a block and fp32 across blocks. Error against the
+// on vpdpbusd with one output channel per lane (a row's 4 int8 values broadcast against 16
+// channels' 4 weights; the weights flipped to unsigned by xor 0x80, the resulting 128 * sum(x)
+// removed per block). Accumulation is exact in int32 inside a block and fp32 across blocks. Error against the
 // product of the same int8 weights with unquantised x: at most sum_b s_b / 2 * sum_{k in b} |q_nk|
 // * scale_n (s_b: a block's activation step), i.e. half an activation step per block, on top of
 // the weight quantisation the existing path already has.
@@ -23,11 +24,13 @@ namespace strata::agent {
 
 // Whether the CPU runs int8_gemm (AVX-512 F, BW, VL and VNNI); STRATA_INT8_GEMM=0 turns it off.
 bool int8_gemm_available();
-// The kernel's weight layout for q ([N, K] int8, CPU): tiles of 4 output channels (the last one
-// padded with zero rows), each tile's 64-column blocks in order, each block the 4 channels' 64
-// bytes side by side (K padded with zeros to a multiple of 64), every byte q + 128 as uint8. One
-// product then reads its weights as a single linear stream. [ceil(N / 4) * 4 * ceil(K / 64) * 64]
-// uint8; quantize_int8 stores it in Int8Weight::packed where int8_gemm_available().
+// The kernel's weight layout for q ([N, K] int8, CPU): panels of 16 output channels (the last one
+// padded with zero rows), each a run of Kp / 4 groups of 64 bytes (K padded with zeros to Kp, a
+// multiple of 64): group g holds channel c's columns 4g..4g+3 at bytes 4c..4c+3, every byte
+// q + 128 as uint8. A panel is one linear stream the hardware prefetcher follows (q's row-major
+// layout read as interleaved short rows ran at a third of the bandwidth).
+// [ceil(N / 16) * 16 * Kp] uint8; quantize_int8 stores it in Int8Weight::packed where
+// int8_gemm_available().
 at::Tensor int8_gemm_pack(const at::Tensor& q);
 // x: [M, K] bf16 or fp32 (other dtypes are cast to fp32); w: q [N, K] int8 and scale [N] bf16 or
 // fp32, with w.packed = int8_gemm_pack(w.q) (packed on the fly when undefined: correct, slower).

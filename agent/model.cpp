@@ -8,7 +8,7 @@
 #include <functional>
 #include <sstream>
 
-#include "agent/int8_decode.h"
+#include "agent/fused_decode.h"
 #include "agent/int8_gemm.h"
 #include "agent/kv_cache.h"
 #include "core/error.h"
@@ -397,7 +397,7 @@ Tensor Model::forward_cached(const Tensor& input_ids, KVCache& cache, const std:
   const int64_t kv_len = max_start + T;
   STRATA_CHECK(kv_len <= cache.capacity(),
                "KV cache capacity " << cache.capacity() << " exceeded: a sequence needs " << kv_len << " positions");
-  if (fused_decode_applies(input_ids, cache)) return decode_int8(input_ids, cache, slots, start);
+  if (fused_decode_applies(input_ids, cache)) return decode_fused(input_ids, cache, slots, start);
   auto lopt = torch::TensorOptions().dtype(torch::kInt64);
   Tensor slot_idx = torch::tensor(slots, lopt).to(dev);
   Tensor pos = (torch::tensor(start, lopt).view({B, 1}) + torch::arange(T, lopt).view({1, T})).to(dev);  // [B, T]
@@ -414,8 +414,8 @@ Tensor Model::forward_cached(const Tensor& input_ids, KVCache& cache, const std:
 }
 
 bool Model::fused_decode_applies(const Tensor& input_ids, KVCache& cache) const {
-  if (!is_int8() || input_ids.size(1) != 1 || !device().is_cpu()) return false;
-  if (int8_path(head_q_.q, input_ids.size(0)) != Int8Path::kVnni) return false;
+  if (input_ids.size(1) != 1 || !device().is_cpu() || !decode::available()) return false;
+  if (is_int8() && int8_path(head_q_.q, input_ids.size(0)) != Int8Path::kVnni) return false;
   const auto dt = dtype();
   if (dt != torch::kBFloat16 && dt != torch::kFloat32) return false;
   if (config_.num_attention_heads % config_.num_key_value_heads != 0 || config_.head_dim % 2 != 0) return false;
@@ -433,14 +433,15 @@ void add_bias_rows(float* y, const Tensor& bias, int64_t B, int64_t N) {
     for (int64_t n = 0; n < N; ++n) y[r * N + n] += static_cast<float>(b[n]);
 }
 
+// The fused step. proj(l, w, in, out) writes rows in [B, K] times matrix w of layer l into out
+// [B, N] (float32, no bias); idx: positions of the W enum the caller passes (kInNorm, kQ, kQb, kK,
+// kKb, kV, kVb, kO, kOb, kPostNorm, kGate, kGateB, kUp, kUpB, kDown, kDownB).
 template <typename T>
-Tensor decode_int8_impl(const Tensor& ids_in, KVCache& cache, const std::vector<int64_t>& slots,
-                        const std::vector<int64_t>& start, const ModelConfig& c, const Tensor& embed,
-                        const Tensor& norm, const Tensor& inv_freq,
-                        const std::function<const Tensor&(int64_t, int)>& weight,
-                        const std::function<const Int8Weight&(int64_t, int)>& qweight, const int* idx) {
-  // idx: positions of the W enum the caller passes (kInNorm, kQ, kQb, kK, kKb, kV, kVb, kO, kOb,
-  // kPostNorm, kGate, kGateB, kUp, kUpB, kDown, kDownB).
+Tensor decode_fused_impl(const Tensor& ids_in, KVCache& cache, const std::vector<int64_t>& slots,
+                         const std::vector<int64_t>& start, const ModelConfig& c, const Tensor& embed,
+                         const Tensor& norm, const Tensor& inv_freq,
+                         const std::function<const Tensor&(int64_t, int)>& weight,
+                         const std::function<void(int64_t, int, const float*, float*)>& product, const int* idx) {
   const int64_t B = ids_in.size(0), H = c.hidden_size, D = c.head_dim, Hq = c.num_attention_heads,
                 Hk = c.num_key_value_heads, I = c.intermediate_size, QD = Hq * D, KD = Hk * D, h2 = D / 2;
   const Tensor ids = ids_in.to(torch::kCPU, torch::kInt64).contiguous();
@@ -460,7 +461,7 @@ Tensor decode_int8_impl(const Tensor& ids_in, KVCache& cache, const std::vector<
     }
   const int64_t C = cache.capacity();
   auto proj = [&](int64_t l, int w, int bias, const float* in, float* out, int64_t N) {
-    int8_gemm_f32(in, B, qweight(l, idx[w]), out);
+    product(l, idx[w], in, out);
     const Tensor& bt = weight(l, idx[bias]);
     if (bt.defined()) add_bias_rows<T>(out, bt, B, N);
   };
@@ -493,16 +494,32 @@ Tensor decode_int8_impl(const Tensor& ids_in, KVCache& cache, const std::vector<
 
 }  // namespace
 
-Tensor Model::decode_int8(const Tensor& input_ids, KVCache& cache, const std::vector<int64_t>& slots,
-                          const std::vector<int64_t>& start) const {
+Tensor Model::decode_fused(const Tensor& input_ids, KVCache& cache, const std::vector<int64_t>& slots,
+                           const std::vector<int64_t>& start) const {
   static const int idx[] = {kInNorm, kQ, kQb, kK, kKb, kV, kVb, kO, kOb, kPostNorm, kGate, kGateB, kUp, kUpB, kDown, kDownB};
+  const int64_t B = input_ids.size(0);
   auto weight = [&](int64_t l, int w) -> const Tensor& { return layers_[static_cast<size_t>(l)].w[w]; };
-  auto qweight = [&](int64_t l, int w) -> const Int8Weight& { return layers_[static_cast<size_t>(l)].q[w]; };
+  std::function<void(int64_t, int, const float*, float*)> product;
+  if (is_int8()) {
+    product = [&](int64_t l, int w, const float* in, float* out) {
+      int8_gemm_f32(in, B, layers_[static_cast<size_t>(l)].q[w], out);
+    };
+  } else {
+    // One LibTorch matmul per product (oneDNN / MKL), on the rows cast to the weights' dtype.
+    product = [&](int64_t l, int w, const float* in, float* out) {
+      const Tensor& m = layers_[static_cast<size_t>(l)].w[w];  // [N, K]
+      const int64_t N = m.size(0), K = m.size(1);
+      const Tensor x = torch::from_blob(const_cast<float*>(in), {B, K}, torch::kFloat32);
+      Tensor y = torch::from_blob(out, {B, N}, torch::kFloat32);
+      if (m.scalar_type() == torch::kFloat32) y.copy_(at::linear(x, m));
+      else y.copy_(at::linear(x.to(m.scalar_type()), m));
+    };
+  }
   if (dtype() == torch::kBFloat16)
-    return decode_int8_impl<c10::BFloat16>(input_ids, cache, slots, start, config_, embed_, norm_, inv_freq_, weight,
-                                           qweight, idx);
-  return decode_int8_impl<float>(input_ids, cache, slots, start, config_, embed_, norm_, inv_freq_, weight, qweight,
-                                 idx);
+    return decode_fused_impl<c10::BFloat16>(input_ids, cache, slots, start, config_, embed_, norm_, inv_freq_, weight,
+                                            product, idx);
+  return decode_fused_impl<float>(input_ids, cache, slots, start, config_, embed_, norm_, inv_freq_, weight, product,
+                                  idx);
 }
 
 Tensor rotary_inv_freq(const ModelConfig& c) {

@@ -101,11 +101,13 @@ class Model {
                       const torch::Tensor& mask, KVCache* cache, int64_t layer, const torch::Tensor& slot_idx,
                       const torch::Tensor& pos_idx, int64_t kv_len, int64_t slot_first) const;
   Layer layer_from(int64_t layer, const std::vector<torch::Tensor>& weights) const;
-  // forward_cached for one new token per row of an int8 copy on a CPU with AVX-512 VNNI: the whole
-  // step on float32 rows through agent/int8_decode.h and int8_gemm (no per-op LibTorch dispatch).
+  // forward_cached for one new token per row on a CPU with AVX-512 (decode::available()): the whole
+  // step on float32 rows through agent/fused_decode.h, the products through int8_gemm (an int8
+  // copy; it needs VNNI and at most kInt8GemmMaxRows rows) or one LibTorch matmul each (bf16 and
+  // fp32 weights), without LibTorch's ~45 dispatched ops per layer.
   bool fused_decode_applies(const torch::Tensor& input_ids, KVCache& cache) const;
-  torch::Tensor decode_int8(const torch::Tensor& input_ids, KVCache& cache, const std::vector<int64_t>& slots,
-                            const std::vector<int64_t>& start) const;
+  torch::Tensor decode_fused(const torch::Tensor& input_ids, KVCache& cache, const std::vector<int64_t>& slots,
+                             const std::vector<int64_t>& start) const;
 
   ModelConfig config_;
   torch::Tensor embed_;    // [V, H]

@@ -80,6 +80,29 @@ TEST(Generation, CachedDecodingMatchesFullForward) {
   }
 }
 
+// The same in bfloat16 (on AVX-512 CPUs the one-token steps take the fused step, which keeps the
+// residual stream in float32 where LibTorch's ops round every activation to bf16): log-probs
+// within 0.05 nats of the full forward's (measured: 0.03 on this random model).
+TEST(Generation, CachedDecodingMatchesFullForwardInBf16) {
+  Model m = tiny();
+  m.to(torch::kCPU, torch::kBFloat16);
+  torch::NoGradGuard ng;
+  for (const auto& p : {prompts()[3], prompts()[5]}) {
+    KVCache cache(m.config().num_hidden_layers, 3, 64, m.config().num_key_value_heads, m.config().head_dim,
+                  torch::TensorOptions().dtype(m.dtype()));
+    Tensor ids = torch::tensor(p, torch::kInt64).view({1, -1});
+    const Tensor full = torch::log_softmax(m.forward(ids)[0].to(torch::kFloat32), -1);  // [T, V]
+    m.forward_cached(ids.narrow(1, 0, 1), cache, {2}, {0});
+    double worst = 0;
+    for (int64_t t = 1; t < ids.size(1); ++t) {
+      const Tensor ht = m.forward_cached(ids.narrow(1, t, 1), cache, {2}, {t});
+      const Tensor lp = torch::log_softmax(m.lm_head(ht[0][0]).to(torch::kFloat32), -1);
+      worst = std::max(worst, (lp - full[t]).abs().max().item<double>());
+    }
+    EXPECT_LE(worst, 0.05);
+  }
+}
+
 TEST(Generation, BatchedEqualsOneAtATimeGreedy) {
   const Model& m = tiny();
   const auto ps = prompts();

@@ -103,12 +103,12 @@ TEST(Int8Linear, ProductMatchesFloatWithinTheQuantisationBound) {
 
 // Activations already on the int8 grid (integers, each 64-column block holding a 127, so every
 // block's step is 1): the VNNI product is exact, sum_k q_nk x_k * scale_n, for every tile shape
-// and tail (rows 1..33, N not a multiple of 4, K not a multiple of 64).
+// and tail (rows 1..33, N not a multiple of 16 or of 64, K not a multiple of 64).
 TEST(Int8Gemm, IsExactOnGridActivations) {
   if (!int8_gemm_available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
   for (int64_t K : {1, 63, 64, 65, 200, 576}) {
-    for (int64_t N : {1, 3, 4, 7, 70}) {
+    for (int64_t N : {1, 3, 7, 16, 70, 200}) {
       const Int8Weight qw = quantize_int8(torch::randn({N, K}, gen), torch::kFloat32);
       for (int64_t rows = 1; rows <= 33; rows += (rows < 9 ? 1 : 8)) {
         torch::Tensor x = torch::randint(-60, 61, {rows, K}, gen, torch::kFloat32);
@@ -123,20 +123,21 @@ TEST(Int8Gemm, IsExactOnGridActivations) {
   }
 }
 
-// The packed layout, element by element: channel n, column k of q sits at tile n / 4, block
-// k / 64, line n % 4, byte k % 64, as q + 128; padding rows and columns hold 128 (a zero weight).
-TEST(Int8Gemm, PacksTilesOfFourChannelsInBlocksOf64Columns) {
+// The packed layout, element by element: channel n, column k of q sits in panel n / 16, group
+// k / 4, at byte 4 * (n % 16) + k % 4 of the group's 64, as q + 128; padding channels and columns
+// (K padded to a multiple of 64) hold 128 (a zero weight).
+TEST(Int8Gemm, PacksPanelsOf16ChannelsByGroupsOf4Columns) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(6);
-  const int64_t N = 6, K = 70, nb = 2, tiles = 2;
+  const int64_t N = 20, K = 70, Kp = 128, panels = 2;
   const torch::Tensor q = torch::randint(-127, 128, {N, K}, gen, torch::kInt8);
   const torch::Tensor p = int8_gemm_pack(q);
-  ASSERT_EQ(p.numel(), tiles * 4 * nb * 64);
+  ASSERT_EQ(p.numel(), panels * 16 * Kp);
   const auto* pp = p.data_ptr<uint8_t>();
   const auto* qp = q.data_ptr<int8_t>();
-  for (int64_t n = 0; n < tiles * 4; ++n)
-    for (int64_t k = 0; k < nb * 64; ++k) {
+  for (int64_t n = 0; n < panels * 16; ++n)
+    for (int64_t k = 0; k < Kp; ++k) {
       const int expect = n < N && k < K ? qp[n * K + k] + 128 : 128;
-      ASSERT_EQ(pp[((n / 4 * nb + k / 64) * 4 + n % 4) * 64 + k % 64], expect) << "n " << n << " k " << k;
+      ASSERT_EQ(pp[(n / 16) * 16 * Kp + (k / 4) * 64 + 4 * (n % 16) + k % 4], expect) << "n " << n << " k " << k;
     }
 }
 

@@ -1,8 +1,8 @@
-// Raw-pointer kernels of the fused decoding step of an int8 rollout copy (Model::forward_cached at
-// one new token per row on a CPU with AVX-512 VNNI): one call per layer piece instead of ~45
+// Raw-pointer kernels of the fused decoding step (Model::forward_cached at one new token per row
+// on a CPU with AVX-512, for bf16, fp32 and int8 models): one call per layer piece instead of ~45
 // LibTorch ops per layer. All activations are float32 rows; weights of norms and the KV cache are
 // in the model dtype T (bfloat16 or float). Compiled for AVX-512 (target attributes); callers use
-// them only where int8_gemm_available().
+// them only where available().
 #pragma once
 
 #include <c10/util/BFloat16.h>
@@ -10,6 +10,10 @@
 #include <cstdint>
 
 namespace strata::agent::decode {
+
+// Whether this CPU runs these kernels (AVX-512 F, BW, VL, DQ and FMA) and the fused step is not
+// turned off (STRATA_FUSED_DECODE=0: every decoding step then takes LibTorch's per-op path).
+bool available();
 
 // out[b] = x[b] * rsqrt(mean(x[b]^2) + eps) * w, rows of H.
 template <typename T>

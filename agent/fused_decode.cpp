@@ -1,10 +1,11 @@
-#include "agent/int8_decode.h"
+#include "agent/fused_decode.h"
 
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -147,6 +148,17 @@ STRATA_AVX512 void rope_impl(float* x, int64_t B, int64_t heads, int64_t D, cons
 }
 
 }  // namespace
+
+bool available() {
+  static const bool ok = [] {
+    const char* env = std::getenv("STRATA_FUSED_DECODE");
+    if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
+  }();
+  return ok;
+}
 
 template <typename T>
 void rms_norm(const float* x, const T* w, int64_t B, int64_t H, double eps, float* out) {
