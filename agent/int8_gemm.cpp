@@ -20,7 +20,7 @@ constexpr int64_t kBlock = 64;  // columns per activation scale: one zmm of int8
 constexpr int64_t kLanes = 16;  // output channels per panel: one zmm of int32 / float32
 constexpr int64_t kGroup = 4;   // columns per dpbusd lane
 constexpr int64_t kMR = 4;      // rows per register tile
-constexpr int64_t kNP = 4;      // panels per register tile (64 channels)
+constexpr int64_t kNP = 4;      // panels per register tile: a quad of 64 channels
 // Products of at most this many rows run on the calling thread: they are bound by reading the
 // weights, and on this project's 2-vCPU machines one thread streams them as fast as two (8.4 ms per
 // SmolLM2 pass either way), so a split only adds a fork/join per product (and spinning workers
@@ -37,61 +37,50 @@ STRATA_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
   return acc;
 }
 
-// An MR x NP tile: rows m0.. of the quantised activations against NP panels of 16 channels.
-// Each lane of a zmm is one output channel: per group of 4 columns, a row's 4 int8 values are
-// broadcast to every lane and vpdpbusd adds their products with the channel's 4 weights (+128,
-// unsigned) to the lane. A 64-column block is 16 such steps into int32 accumulators (exact); then
-// the block's activation scale is applied once per row and panel: acc += float(int) * s. The
-// float sums live in out [MR][NP * 16] (zeroed by the caller). Per 64 x 64 weights: 16 loads and
-// 64 vpdpbusd for MR = 4, against one convert and one fma per row and panel.
-template <int MR, int NP>
+// An MR-row tile against one quad of 4 panels (64 channels, kNP * 16 lanes). Each lane of a zmm
+// is one output channel: per group of 4 columns, a row's 4 int8 values are broadcast to every
+// lane and vpdpbusd adds their products with the channel's 4 weights (+128, unsigned) to the
+// lane. A 64-column block is 16 such steps into int32 accumulators (exact); then the block's
+// activation scale is applied once per row and panel: acc += float(int) * s. The float sums live
+// in out [MR][64] (zeroed by the caller). Per 64 x 64 weights: 16 loads and 64 vpdpbusd for
+// MR = 4, against one convert and one fma per row and panel. The quad's weights are one linear
+// stream: group g's 4 panels are adjacent 64-byte lines (int8_gemm_pack).
+template <int MR>
 STRATA_AVX512_VNNI void tile(const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w,
-                             int64_t panel_bytes, float* out) {
-  constexpr int64_t kStep = kLanes * kGroup;  // bytes of one panel per group: 64
+                             float* out) {
+  constexpr int64_t kLine = kLanes * kGroup;  // one panel's bytes of a group: 64
   for (int64_t b = 0; b < nb; ++b) {
-    __m512i acc[MR][NP];
+    __m512i acc[MR][kNP];
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NP; ++j) acc[i][j] = _mm512_setzero_si512();
-    const uint8_t* wb = w + b * (kBlock / kGroup) * kStep;
+      for (int j = 0; j < kNP; ++j) acc[i][j] = _mm512_setzero_si512();
+    const uint8_t* wb = w + b * (kBlock / kGroup) * kNP * kLine;
     const int8_t* xb = xq + b * kBlock;
     for (int64_t g = 0; g < kBlock / kGroup; ++g) {
-      __m512i wv[NP];
-      for (int j = 0; j < NP; ++j) wv[j] = _mm512_loadu_si512(wb + j * panel_bytes + g * kStep);
+      __m512i wv[kNP];
+      for (int j = 0; j < kNP; ++j) wv[j] = _mm512_loadu_si512(wb + (g * kNP + j) * kLine);
       for (int i = 0; i < MR; ++i) {
         int32_t four;
         std::memcpy(&four, xb + i * Kp + g * kGroup, sizeof four);
         const __m512i xv = _mm512_set1_epi32(four);
-        for (int j = 0; j < NP; ++j) acc[i][j] = dpbusd(acc[i][j], wv[j], xv);
+        for (int j = 0; j < kNP; ++j) acc[i][j] = dpbusd(acc[i][j], wv[j], xv);
       }
     }
     for (int i = 0; i < MR; ++i) {
       const __m512 sv = _mm512_set1_ps(sx[i * nb + b]);
-      for (int j = 0; j < NP; ++j) {
-        float* o = out + (i * NP + j) * kLanes;
+      for (int j = 0; j < kNP; ++j) {
+        float* o = out + (i * kNP + j) * kLanes;
         _mm512_storeu_ps(o, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][j]), sv, _mm512_loadu_ps(o)));
       }
     }
   }
 }
 
-template <int MR>
-void tile_panels(int64_t np, const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w,
-                 int64_t panel_bytes, float* out) {
-  switch (np) {
-    case 1: tile<MR, 1>(xq, Kp, sx, nb, w, panel_bytes, out); break;
-    case 2: tile<MR, 2>(xq, Kp, sx, nb, w, panel_bytes, out); break;
-    case 3: tile<MR, 3>(xq, Kp, sx, nb, w, panel_bytes, out); break;
-    default: tile<MR, 4>(xq, Kp, sx, nb, w, panel_bytes, out); break;
-  }
-}
-
-void tile_any(int64_t mr, int64_t np, const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w,
-              int64_t panel_bytes, float* out) {
+void tile_any(int64_t mr, const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w, float* out) {
   switch (mr) {
-    case 1: tile_panels<1>(np, xq, Kp, sx, nb, w, panel_bytes, out); break;
-    case 2: tile_panels<2>(np, xq, Kp, sx, nb, w, panel_bytes, out); break;
-    case 3: tile_panels<3>(np, xq, Kp, sx, nb, w, panel_bytes, out); break;
-    default: tile_panels<4>(np, xq, Kp, sx, nb, w, panel_bytes, out); break;
+    case 1: tile<1>(xq, Kp, sx, nb, w, out); break;
+    case 2: tile<2>(xq, Kp, sx, nb, w, out); break;
+    case 3: tile<3>(xq, Kp, sx, nb, w, out); break;
+    default: tile<4>(xq, Kp, sx, nb, w, out); break;
   }
 }
 
@@ -139,22 +128,22 @@ STRATA_AVX512_VNNI void quantise_rows(const T* x, int64_t M, int64_t K, int64_t 
   }
 }
 
-// Panels [p0, p1) of the product for all M rows, kNP panels at a time (their weights stay in
-// L1/L2 while the row groups pass over them).
+// Quads [t0, t1) of the product (64 channels each) for all M rows; a quad's weights stay in L1/L2
+// while the row groups pass over them.
 template <typename O, typename S>
-void run_panels(int64_t p0, int64_t p1, int64_t M, int64_t N, int64_t Kp, const int8_t* xq, const float* sx,
-                const float* corr, const uint8_t* packed, const S* scale, const S* bias, O* y) {
-  const int64_t nb = Kp / kBlock, panel_bytes = kLanes * Kp;
+void run_quads(int64_t t0, int64_t t1, int64_t M, int64_t N, int64_t Kp, const int8_t* xq, const float* sx,
+               const float* corr, const uint8_t* packed, const S* scale, const S* bias, O* y) {
+  const int64_t nb = Kp / kBlock, quad_bytes = kNP * kLanes * Kp, width = kNP * kLanes;
   float out[kMR * kNP * kLanes];
-  for (int64_t p = p0; p < p1; p += kNP) {
-    const int64_t np = std::min(kNP, p1 - p), n0 = p * kLanes, nn = std::min(np * kLanes, N - n0);
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t n0 = t * width, nn = std::min(width, N - n0);  // the last quad's padding channels are dropped
     for (int64_t m0 = 0; m0 < M; m0 += kMR) {
       const int64_t mr = std::min(kMR, M - m0);
-      std::fill(out, out + mr * np * kLanes, 0.0f);
-      tile_any(mr, np, xq + m0 * Kp, Kp, sx + m0 * nb, nb, packed + p * panel_bytes, panel_bytes, out);
+      std::fill(out, out + mr * width, 0.0f);
+      tile_any(mr, xq + m0 * Kp, Kp, sx + m0 * nb, nb, packed + t * quad_bytes, out);
       for (int64_t i = 0; i < mr; ++i)
-        for (int64_t j = 0; j < nn; ++j) {  // the last panel's padding channels are dropped
-          float v = static_cast<float>(scale[n0 + j]) * (out[i * np * kLanes + j] - corr[m0 + i]);
+        for (int64_t j = 0; j < nn; ++j) {
+          float v = static_cast<float>(scale[n0 + j]) * (out[i * width + j] - corr[m0 + i]);
           if (bias != nullptr) v = static_cast<float>(static_cast<S>(v)) + static_cast<float>(bias[n0 + j]);
           y[(m0 + i) * N + n0 + j] = static_cast<O>(v);
         }
@@ -196,34 +185,39 @@ void gemm_impl(const X* x, int64_t M, int64_t K, const uint8_t* packed, int64_t 
   const int8_t* xqp = xq.data();
   const float* sxp = sx.data();
   const float* cp = corr.data();
-  const int64_t panels = (N + kLanes - 1) / kLanes;
-  // Grain: every panel on one thread up to kSerialRows rows, else at least kNP panels per task.
-  at::parallel_for(0, panels, M <= kSerialRows ? panels : kNP, [&](int64_t p0, int64_t p1) {
-    run_panels(p0, p1, M, N, Kp, xqp, sxp, cp, packed, scale, bias, y);
+  const int64_t quads = (N + kNP * kLanes - 1) / (kNP * kLanes);
+  // Grain: every quad on one thread up to kSerialRows rows, else one quad (64 channels) per task.
+  at::parallel_for(0, quads, M <= kSerialRows ? quads : 1, [&](int64_t t0, int64_t t1) {
+    run_quads(t0, t1, M, N, Kp, xqp, sxp, cp, packed, scale, bias, y);
   });
 }
 
 }  // namespace
+
+int64_t int8_gemm_packed_bytes(int64_t N, int64_t K) {
+  const int64_t width = kNP * kLanes;
+  return (N + width - 1) / width * width * ((K + kBlock - 1) / kBlock * kBlock);
+}
 
 at::Tensor int8_gemm_pack(const at::Tensor& q_in) {
   STRATA_CHECK(q_in.dim() == 2 && q_in.scalar_type() == at::kChar && q_in.device().is_cpu(),
                "int8_gemm_pack: expected an [N, K] int8 CPU tensor, got " << q_in.sizes() << " "
                                                                         << c10::toString(q_in.scalar_type()));
   const at::Tensor q = q_in.contiguous();
-  const int64_t N = q.size(0), K = q.size(1), Kp = (K + kBlock - 1) / kBlock * kBlock,
-                panels = (N + kLanes - 1) / kLanes;
+  const int64_t N = q.size(0), K = q.size(1), Kp = (K + kBlock - 1) / kBlock * kBlock;
   // w + 128 as unsigned (xor 0x80); padding holds w = 0 (it meets zero activations or is dropped).
-  at::Tensor packed = at::full({panels * kLanes * Kp}, 0x80, q.options().dtype(at::kByte));
+  at::Tensor packed = at::full({int8_gemm_packed_bytes(N, K)}, 0x80, q.options().dtype(at::kByte));
   const int8_t* src = q.data_ptr<int8_t>();
   uint8_t* dst = packed.data_ptr<uint8_t>();
-  at::parallel_for(0, panels, 16, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p)
-      for (int64_t c = 0; c < kLanes && p * kLanes + c < N; ++c) {
-        const int8_t* row = src + (p * kLanes + c) * K;
-        uint8_t* panel = dst + p * kLanes * Kp + c * kGroup;
-        for (int64_t k = 0; k < K; ++k)
-          panel[(k / kGroup) * kLanes * kGroup + k % kGroup] = static_cast<uint8_t>(row[k]) ^ 0x80u;
-      }
+  at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const int8_t* row = src + n * K;
+      // Channel n: quad n / 64, panel (n / 16) % 4, lane n % 16.
+      uint8_t* base = dst + (n / (kNP * kLanes)) * kNP * kLanes * Kp + ((n / kLanes) % kNP) * kLanes * kGroup +
+                      (n % kLanes) * kGroup;
+      for (int64_t k = 0; k < K; ++k)
+        base[(k / kGroup) * kNP * kLanes * kGroup + k % kGroup] = static_cast<uint8_t>(row[k]) ^ 0x80u;
+    }
   });
   return packed;
 }
@@ -236,7 +230,7 @@ at::Tensor packed_of(const Int8Weight& w) {
                "int8_gemm: q must be an [N, K] int8 CPU tensor");
   if (!w.packed.defined()) return int8_gemm_pack(w.q);
   const int64_t N = w.q.size(0), K = w.q.size(1);
-  STRATA_CHECK(w.packed.numel() == (N + kLanes - 1) / kLanes * kLanes * ((K + kBlock - 1) / kBlock * kBlock),
+  STRATA_CHECK(w.packed.numel() == int8_gemm_packed_bytes(N, K),
                "int8_gemm: packed weights of " << w.packed.numel() << " bytes for q " << w.q.sizes());
   return w.packed;
 }

@@ -24,13 +24,14 @@ namespace strata::agent {
 
 // Whether the CPU runs int8_gemm (AVX-512 F, BW, VL and VNNI); STRATA_INT8_GEMM=0 turns it off.
 bool int8_gemm_available();
-// The kernel's weight layout for q ([N, K] int8, CPU): panels of 16 output channels (the last one
-// padded with zero rows), each a run of Kp / 4 groups of 64 bytes (K padded with zeros to Kp, a
-// multiple of 64): group g holds channel c's columns 4g..4g+3 at bytes 4c..4c+3, every byte
-// q + 128 as uint8. A panel is one linear stream the hardware prefetcher follows (q's row-major
-// layout read as interleaved short rows ran at a third of the bandwidth).
-// [ceil(N / 16) * 16 * Kp] uint8; quantize_int8 stores it in Int8Weight::packed where
-// int8_gemm_available().
+// The kernel's weight layout for q ([N, K] int8, CPU): quads of 64 output channels (the last one
+// padded with zero rows), each a run of Kp / 4 groups (K padded with zeros to Kp, a multiple of
+// 64); a group is 4 lines of 64 bytes, one per panel of 16 channels, and line j holds channel
+// 16j + c's columns 4g..4g+3 at bytes 4c..4c+3; every byte is q + 128 as uint8. A quad is one
+// linear stream the hardware prefetcher follows (q's row-major layout, read as interleaved short
+// rows, ran at a third of the bandwidth). int8_gemm_packed_bytes(N, K) bytes; quantize_int8
+// stores it in Int8Weight::packed where int8_gemm_available().
+int64_t int8_gemm_packed_bytes(int64_t N, int64_t K);
 at::Tensor int8_gemm_pack(const at::Tensor& q);
 // x: [M, K] bf16 or fp32 (other dtypes are cast to fp32); w: q [N, K] int8 and scale [N] bf16 or
 // fp32, with w.packed = int8_gemm_pack(w.q) (packed on the fly when undefined: correct, slower).

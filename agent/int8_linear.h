@@ -34,10 +34,11 @@ struct Int8Weight {
 
 // Rows of a product up to which at::_weight_int8pack_mm is used on a CPU without VNNI.
 inline constexpr int64_t kInt8KernelMaxRows = 8;
-// Rows of a product up to which the VNNI kernel is used, and with it Model's fused decoding step.
-// The product alone is no faster than oneDNN's bf16 one above ~16 rows here (bench/int8_gemm_bench);
-// the fused step it enables is (docs/BENCHMARKS.md, issue 17).
-inline constexpr int64_t kInt8GemmMaxRows = 64;
+// Rows of a product up to which the VNNI kernel is used (and with it Model's fused decoding step
+// of an int8 copy). A SmolLM2 pass (bench/int8_gemm_bench, this 2-vCPU EPYC): 8.3 ms at 1 row
+// (bf16 22.5), 18 at 16 (32), 61 at 64 (63), 115 at 128 (dequantised 148, bf16 101), 465 at 512
+// (dequantised 402): beyond ~256 rows the dequantised product (prefills) is faster.
+inline constexpr int64_t kInt8GemmMaxRows = 256;
 
 enum class Int8Path { kVnni, kPack, kDequant };
 

@@ -123,21 +123,23 @@ TEST(Int8Gemm, IsExactOnGridActivations) {
   }
 }
 
-// The packed layout, element by element: channel n, column k of q sits in panel n / 16, group
-// k / 4, at byte 4 * (n % 16) + k % 4 of the group's 64, as q + 128; padding channels and columns
-// (K padded to a multiple of 64) hold 128 (a zero weight).
-TEST(Int8Gemm, PacksPanelsOf16ChannelsByGroupsOf4Columns) {
+// The packed layout, element by element: channel n, column k of q sits in quad n / 64, group
+// k / 4, line (n / 16) % 4 of the group's four, byte 4 * (n % 16) + k % 4 of that line, as
+// q + 128; padding channels and columns (K padded to a multiple of 64) hold 128 (a zero weight).
+TEST(Int8Gemm, PacksQuadsOf64ChannelsByGroupsOf4Columns) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(6);
-  const int64_t N = 20, K = 70, Kp = 128, panels = 2;
+  const int64_t N = 70, K = 70, Kp = 128, quads = 2;
   const torch::Tensor q = torch::randint(-127, 128, {N, K}, gen, torch::kInt8);
   const torch::Tensor p = int8_gemm_pack(q);
-  ASSERT_EQ(p.numel(), panels * 16 * Kp);
+  ASSERT_EQ(p.numel(), quads * 64 * Kp);
+  ASSERT_EQ(int8_gemm_packed_bytes(N, K), p.numel());
   const auto* pp = p.data_ptr<uint8_t>();
   const auto* qp = q.data_ptr<int8_t>();
-  for (int64_t n = 0; n < panels * 16; ++n)
+  for (int64_t n = 0; n < quads * 64; ++n)
     for (int64_t k = 0; k < Kp; ++k) {
       const int expect = n < N && k < K ? qp[n * K + k] + 128 : 128;
-      ASSERT_EQ(pp[(n / 16) * 16 * Kp + (k / 4) * 64 + 4 * (n % 16) + k % 4], expect) << "n " << n << " k " << k;
+      const int64_t at = (n / 64) * 64 * Kp + (k / 4) * 256 + ((n / 16) % 4) * 64 + 4 * (n % 16) + k % 4;
+      ASSERT_EQ(pp[at], expect) << "n " << n << " k " << k;
     }
 }
 
