@@ -433,7 +433,7 @@ void add_bias_rows(float* y, const Tensor& bias, int64_t B, int64_t N) {
     for (int64_t n = 0; n < N; ++n) y[r * N + n] += static_cast<float>(b[n]);
 }
 
-// The fused step. proj(l, w, in, out) writes rows in [B, K] times matrix w of layer l into out
+// The fused step. product(l, w, in, out) writes rows in [B, K] times matrix w of layer l into out
 // [B, N] (float32, no bias); idx: positions of the W enum the caller passes (kInNorm, kQ, kQb, kK,
 // kKb, kV, kVb, kO, kOb, kPostNorm, kGate, kGateB, kUp, kUpB, kDown, kDownB).
 template <typename T>

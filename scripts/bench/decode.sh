@@ -135,7 +135,8 @@ def rate(who, dtype, batch):
         if r["who"] == who and r["dtype"] == dtype and r["batch"] == batch:
             return r["tokens_per_s"]
     return float("nan")
-print(f"SmolLM2-135M-Instruct, {threads} threads, one {len(os.environ.get('IDS', '').split(',')) or ''}chat prompt, "
+plen = next((r["prompt_len"] for r in rows if r.get("prompt_len")), "?")
+print(f"SmolLM2-135M-Instruct, {threads} threads, one {plen}-token chat prompt, "
       f"{tokens} greedy tokens per sequence; generated tokens/s (prefill included); {cpu}, {day}\n")
 print("| batch | strata fp32 | strata bf16 | strata int8 | llama.cpp Q4_1 | llama.cpp Q8_0 | transformers fp32 | transformers bf16 |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
