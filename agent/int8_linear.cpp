@@ -42,7 +42,7 @@ void requantize_int8(Int8Weight& dst, const at::Tensor& w) {
   auto [q, scale] = quantize_parts(w.to(dst.q.device()), dst.scale.scalar_type());
   dst.q.copy_(q);
   dst.scale.copy_(scale);
-  if (dst.packed.defined()) dst.packed.copy_(int8_gemm_pack(dst.q));
+  if (dst.packed.defined()) dst.packed = int8_gemm_pack(dst.q);  // writes every byte: no copy into the old one
 }
 
 at::Tensor dequantize_int8(const Int8Weight& w) {

@@ -45,8 +45,9 @@ enum class Int8Path { kVnni, kPack, kDequant };
 // Quantises `w` ([N, K], any float dtype) with scales in `scale_dtype` (bf16 or fp32), on w's
 // device; on a CPU with int8_gemm_available() it also packs q for the VNNI kernel (packed).
 Int8Weight quantize_int8(const at::Tensor& w, at::ScalarType scale_dtype);
-// Re-quantises `w` into dst's tensors in place (their shapes, dtypes and device stay); the values
-// equal quantize_int8(w, dst.scale.scalar_type()), packed ones included.
+// Re-quantises `w` into dst's q and scale in place (their shapes, dtypes and device stay) and
+// re-packs dst.packed when it has one; the values equal quantize_int8(w, dst.scale.scalar_type()),
+// packed ones included.
 void requantize_int8(Int8Weight& dst, const at::Tensor& w);
 // Sets w.packed for w's device: int8_gemm_pack(w.q) on a CPU with int8_gemm_available(), else
 // undefined (after moving q to another device).

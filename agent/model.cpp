@@ -511,7 +511,7 @@ Tensor Model::decode_fused(const Tensor& input_ids, KVCache& cache, const std::v
       const int64_t N = m.size(0), K = m.size(1);
       const Tensor x = torch::from_blob(const_cast<float*>(in), {B, K}, torch::kFloat32);
       Tensor y = torch::from_blob(out, {B, N}, torch::kFloat32);
-      if (m.scalar_type() == torch::kFloat32) y.copy_(at::linear(x, m));
+      if (m.scalar_type() == torch::kFloat32) at::mm_out(y, x, m.t());  // straight into out
       else y.copy_(at::linear(x.to(m.scalar_type()), m));
     };
   }

@@ -143,6 +143,25 @@ TEST(Int8Gemm, PacksQuadsOf64ChannelsByGroupsOf4Columns) {
     }
 }
 
+// Bad input to the kernel's entry points is refused with what was wrong: a weight that is not an
+// [N, K] int8 tensor, and packed weights of another shape's size.
+TEST(Int8Gemm, RefusesWhatItCannotPack) {
+  const auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message([] { int8_gemm_pack(torch::zeros({4, 8})); }).find("int8"), std::string::npos);
+  EXPECT_NE(message([] { int8_gemm_pack(torch::zeros({8}, torch::kInt8)); }).find("[N, K]"), std::string::npos);
+  if (!int8_gemm_available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  Int8Weight w = quantize_int8(torch::randn({70, 64}), torch::kFloat32);
+  w.packed = int8_gemm_pack(torch::zeros({4, 64}, torch::kInt8));  // packed for another shape
+  EXPECT_NE(message([&] { int8_gemm(torch::randn({1, 64}), w); }).find("packed weights of"), std::string::npos);
+}
+
 ModelConfig tiny(bool tied) {
   auto c = make_tiny_config(256);
   c.hidden_size = 64;
