@@ -8,6 +8,7 @@
 #include <functional>
 #include <sstream>
 
+#include "agent/bf16_gemm.h"
 #include "agent/fused_decode.h"
 #include "agent/int8_gemm.h"
 #include "agent/kv_cache.h"
@@ -195,6 +196,7 @@ void Model::to(torch::Device device, torch::Dtype dtype) {
   for (auto& l : layers_)
     for (auto& q : l.q) conv_q(q);
   inv_freq_ = inv_freq_.to(device);
+  bf16_packs_ = std::make_shared<Bf16Packs>();  // other tensors now; a copy of this model keeps the old ones
 }
 
 void Model::set_requires_grad(bool on) {
@@ -323,7 +325,33 @@ Tensor Model::hidden_states(const Tensor& input_ids, const Tensor& attention_mas
 
 Tensor Model::lm_head(const Tensor& hidden) const {
   if (head_q_.defined()) return int8_linear(hidden, head_q_);
-  return torch::nn::functional::linear(hidden, lm_head_weight());
+  const Tensor& w = lm_head_weight();
+  const int64_t rows = hidden.numel() / std::max<int64_t>(1, hidden.size(-1));
+  if (rows <= kBf16GemmMaxRows && bf16_kernel_applies() && !(torch::GradMode::is_enabled() && w.requires_grad())) {
+    std::vector<int64_t> shape = hidden.sizes().vec();
+    shape.back() = w.size(0);
+    return bf16_gemm(hidden.reshape({rows, hidden.size(-1)}), packed_matrices().back(), w.size(0), dtype())
+        .view(shape);
+  }
+  return torch::nn::functional::linear(hidden, w);
+}
+
+bool Model::bf16_kernel_applies() const {
+  return defined() && !is_int8() && dtype() == torch::kBFloat16 && device().is_cpu() && bf16_gemm_available();
+}
+
+namespace {
+// Position of a matrix among a layer's packed copies (Model::packed_matrices).
+constexpr int kPackedPerLayer = 7;
+}  // namespace
+
+std::vector<Tensor> Model::packed_matrices() const {
+  std::vector<Tensor> sources;
+  sources.reserve(layers_.size() * kPackedPerLayer + 1);
+  for (const auto& L : layers_)
+    for (W i : {kQ, kK, kV, kO, kGate, kUp, kDown}) sources.push_back(L.w[i]);
+  sources.push_back(lm_head_weight());
+  return bf16_packs_->get(sources);
 }
 
 Tensor Model::proj(const Layer& L, W w, W b, const Tensor& x) const {
@@ -345,6 +373,7 @@ void Model::quantize_int8() {
     }
   head_q_ = agent::quantize_int8(lm_head_weight(), dtype);
   lm_head_ = Tensor();
+  bf16_packs_ = std::make_shared<Bf16Packs>();
 }
 
 void Model::refresh_from(const Model& trained) {
@@ -500,9 +529,17 @@ Tensor Model::decode_fused(const Tensor& input_ids, KVCache& cache, const std::v
   const int64_t B = input_ids.size(0);
   auto weight = [&](int64_t l, int w) -> const Tensor& { return layers_[static_cast<size_t>(l)].w[w]; };
   std::function<void(int64_t, int, const float*, float*)> product;
+  std::vector<Tensor> packs;  // bf16_gemm's copies of the matrices (a bf16 model)
   if (is_int8()) {
     product = [&](int64_t l, int w, const float* in, float* out) {
       int8_gemm_f32(in, B, layers_[static_cast<size_t>(l)].q[w], out);
+    };
+  } else if (bf16_kernel_applies()) {
+    packs = packed_matrices();
+    product = [&](int64_t l, int w, const float* in, float* out) {
+      const Tensor& m = layers_[static_cast<size_t>(l)].w[w];  // [N, K]
+      const int j = w == kQ ? 0 : w == kK ? 1 : w == kV ? 2 : w == kO ? 3 : w == kGate ? 4 : w == kUp ? 5 : 6;
+      bf16_gemm_f32(in, B, packs[static_cast<size_t>(l * kPackedPerLayer + j)], m.size(0), m.size(1), out);
     };
   } else {
     // One LibTorch matmul per product (oneDNN / MKL), on the rows cast to the weights' dtype.

@@ -7,9 +7,11 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "agent/bf16_packs.h"
 #include "agent/int8_linear.h"
 #include "agent/model_config.h"
 
@@ -86,6 +88,18 @@ class Model {
   // The int8 matrices under their HF names ("lm_head.weight" for the head, tied or not).
   std::map<std::string, Int8Weight> int8_weights() const;
 
+  // A bf16 model on a CPU with AVX-512 BF16 (bf16_gemm_available()) decodes through strata's own
+  // bf16 kernel (agent/bf16_gemm.h): the fused decoding step's products and lm_head() of at most
+  // kBf16GemmMaxRows rows without gradients use packed copies of the matrices (as much memory
+  // again as the matrices), built when first needed and rebuilt after any weight changed (another
+  // tensor, or an in-place update: agent/bf16_packs.h). Copies of a Model share them until to().
+  bool bf16_kernel_applies() const;
+  // Drops the packed copies: call after writing into the weights' memory without a LibTorch op
+  // (a collective's raw write), which no version counter sees.
+  void weights_changed() const { bf16_packs_->clear(); }
+  // Packed copies built so far (tests).
+  int64_t bf16_packs_built() const { return bf16_packs_->builds(); }
+
  private:
   enum W { kInNorm, kQ, kQb, kK, kKb, kV, kVb, kO, kOb, kPostNorm, kGate, kGateB, kUp, kUpB, kDown, kDownB, kCount };
   struct Layer {
@@ -106,6 +120,9 @@ class Model {
   // copy; it needs VNNI and at most kInt8GemmMaxRows rows) or one LibTorch matmul each (bf16 and
   // fp32 weights), without LibTorch's ~45 dispatched ops per layer.
   bool fused_decode_applies(const torch::Tensor& input_ids, KVCache& cache) const;
+  // The packed bf16 copies: every layer's q, k, v, o, gate, up and down (7 each), then
+  // the lm_head; fresh.
+  std::vector<torch::Tensor> packed_matrices() const;
   torch::Tensor decode_fused(const torch::Tensor& input_ids, KVCache& cache, const std::vector<int64_t>& slots,
                              const std::vector<int64_t>& start) const;
 
@@ -116,6 +133,7 @@ class Model {
   Int8Weight head_q_;      // int8 lm_head (quantize_int8), tied or not
   torch::Tensor inv_freq_; // [D/2] float32, rope scaling applied
   std::vector<Layer> layers_;
+  std::shared_ptr<Bf16Packs> bf16_packs_ = std::make_shared<Bf16Packs>();
 };
 
 // Random initialisation in the HF style (normal(0, 0.02) matrices, zero biases, unit norms),

@@ -2,8 +2,9 @@
 // For each row count, times one "model pass" of products with the model's shapes (30 layers of
 // q/k/v/o/gate/up/down, then the 49152 x 576 lm_head) through every int8 path this CPU has
 // (vnni: agent/int8_gemm.h, pack: at::_weight_int8pack_mm, dequant: dequantised bf16 linear) and
-// through a bf16 linear on the bf16 weights, and reports ms per pass (best of --reps) and each
-// path's largest relative error against the float product. Random weights (std 0.02) and bf16
+// through a bf16 linear on the bf16 weights and strata's packed bf16 kernel (bf16_packed:
+// agent/bf16_gemm.h), and reports ms per pass (best of --reps) and each path's largest relative
+// error against the float product. Random weights (std 0.02) and bf16
 // activations; prints one JSON line per row count.
 //   int8_gemm_bench [--rows 1,2,4,8,16,32,64] [--threads 2] [--reps 5] [--layers 30]
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "agent/bf16_gemm.h"
 #include "agent/int8_gemm.h"
 #include "agent/int8_linear.h"
 #include "core/cli.h"
@@ -37,18 +39,22 @@ int main(int argc, char** argv) {
     struct Mat {
       torch::Tensor wb;  // bf16
       Int8Weight q;
+      torch::Tensor packed;  // wb in bf16_gemm's layout (bf16_packed)
     };
     std::vector<Mat> mats;
     for (int64_t l = 0; l < layers; ++l)
       for (auto [n, k] : layer_shapes) {
         torch::Tensor w = torch::randn({n, k}, gen) * 0.02;
-        mats.push_back({w.to(torch::kBFloat16), quantize_int8(w, torch::kBFloat16)});
+        mats.push_back({w.to(torch::kBFloat16), quantize_int8(w, torch::kBFloat16),
+                        bf16_gemm_available() ? bf16_gemm_pack(w) : torch::Tensor()});
       }
     {
       torch::Tensor w = torch::randn({49152, 576}, gen) * 0.02;
-      mats.push_back({w.to(torch::kBFloat16), quantize_int8(w, torch::kBFloat16)});
+      mats.push_back(
+            {w.to(torch::kBFloat16), quantize_int8(w, torch::kBFloat16), bf16_gemm_available() ? bf16_gemm_pack(w) : torch::Tensor()});
     }
     std::vector<std::string> names = {"bf16", "dequant"};
+    if (bf16_gemm_available()) names.push_back("bf16_packed");
     if (int8_gemm_available()) names.push_back("vnni");
     names.push_back("pack");
     for (int64_t rows : rows_list) {
@@ -59,6 +65,7 @@ int main(int argc, char** argv) {
         auto run = [&](const Mat& m) {
           const torch::Tensor& x = xs.at(m.q.q.size(1));
           if (name == "bf16") return torch::nn::functional::linear(x, m.wb);
+          if (name == "bf16_packed") return bf16_gemm(x, m.packed, m.q.q.size(0), torch::kBFloat16);
           const Int8Path p = name == "vnni" ? Int8Path::kVnni : name == "pack" ? Int8Path::kPack : Int8Path::kDequant;
           return int8_linear_via(p, x, m.q);
         };
