@@ -99,28 +99,30 @@ STRATA_AVX512_BF16 void to_bf16_rows(const float* x, int64_t M, int64_t K, int64
     }
 }
 
-// y = x w^T for rows of bf16 pairs; tasks are (quad, chunk of rows), so that a product with few
-// quads (N = 192: 3) still splits evenly over the threads.
+// y = x w^T for rows of bf16 pairs. Tasks are (quad, chunk of rows) with the rows split evenly
+// into chunks, as many tasks as a multiple of the threads: at::parallel_for hands each thread one
+// contiguous run of tasks, so a product of 3 or 9 quads (N = 192, 576) still splits evenly.
 template <typename O>
 void gemm_pairs(const uint32_t* x, int64_t ldx, int64_t M, const uint16_t* packed, int64_t N, int64_t Kp, O* y) {
-  const int64_t quads = (N + kWidth - 1) / kWidth, G = Kp / 2, tiles = (M + kMR - 1) / kMR;
+  const int64_t quads = (N + kWidth - 1) / kWidth, G = Kp / 2;
   auto run = [&](int64_t q, int64_t m_begin, int64_t m_end) {
     const int64_t n0 = q * kWidth, nn = std::min(kWidth, N - n0);
     for (int64_t m0 = m_begin; m0 < m_end; m0 += kMR)
       tile_any(std::min(kMR, m_end - m0), x + m0 * ldx, ldx, G, packed + q * kWidth * Kp, y + m0 * N + n0, N, nn);
   };
-  if (M <= kSerialRows) {
+  const int64_t threads = at::get_num_threads();
+  if (M <= kSerialRows || threads == 1) {
     for (int64_t q = 0; q < quads; ++q) run(q, 0, M);
     return;
   }
-  const int64_t threads = at::get_num_threads();
-  const int64_t chunks = std::clamp<int64_t>((4 * threads + quads - 1) / quads, 1, tiles);
-  const int64_t tiles_per_chunk = (tiles + chunks - 1) / chunks;
+  // At least 4 tasks per thread; row chunks of at least a tile where the rows allow it.
+  const int64_t max_chunks = std::max<int64_t>(1, M / kMR);
+  int64_t chunks = std::min(max_chunks, (4 * threads + quads - 1) / quads);
+  while (chunks < max_chunks && (quads * chunks) % threads != 0) ++chunks;
   at::parallel_for(0, quads * chunks, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t q = t / chunks, c = t % chunks;
-      const int64_t m_begin = c * tiles_per_chunk * kMR, m_end = std::min(M, m_begin + tiles_per_chunk * kMR);
-      if (m_begin < m_end) run(q, m_begin, m_end);
+      run(q, c * M / chunks, (c + 1) * M / chunks);
     }
   });
 }
