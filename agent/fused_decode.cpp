@@ -92,15 +92,10 @@ STRATA_AVX512 void rms_norm_impl(const float* x, const T* w, int64_t B, int64_t 
   }
 }
 
-template <typename T>
-STRATA_AVX512 void attention_head(const float* q, const T* kb, const T* vb, int64_t len, int64_t D, float scale,
-                                  float* scores, float* out) {
+// scores[0..len) = exp(scores - max), returning their sum.
+STRATA_AVX512 float exp_shifted(float* scores, int64_t len) {
   float mx = -INFINITY;
-  for (int64_t j = 0; j < len; ++j) {
-    scores[j] = dot(q, kb + j * D, D) * scale;
-    mx = std::max(mx, scores[j]);
-  }
-  float sum = 0;
+  for (int64_t j = 0; j < len; ++j) mx = std::max(mx, scores[j]);
   int64_t j = 0;
   const __m512 mv = _mm512_set1_ps(mx);
   __m512 sv = _mm512_setzero_ps();
@@ -115,10 +110,70 @@ STRATA_AVX512 void attention_head(const float* q, const T* kb, const T* vb, int6
     _mm512_mask_storeu_ps(scores + j, m, e);
     sv = _mm512_add_ps(sv, _mm512_maskz_mov_ps(m, e));
   }
-  sum = _mm512_reduce_add_ps(sv);
+  return _mm512_reduce_add_ps(sv);
+}
+
+// One query head over len positions, any head size D.
+template <typename T>
+STRATA_AVX512 void attention_head(const float* q, const T* kb, const T* vb, int64_t len, int64_t D, float scale,
+                                  float* scores, float* out) {
+  for (int64_t j = 0; j < len; ++j) scores[j] = dot(q, kb + j * D, D) * scale;
+  const float inv = 1.0f / exp_shifted(scores, len);
   for (int64_t d = 0; d < D; ++d) out[d] = 0;
-  const float inv = 1.0f / sum;
   for (int64_t j = 0; j < len; ++j) axpy(scores[j] * inv, vb + j * D, out, D);
+}
+
+// SG query heads that share one kv head (grouped-query attention), head size D = 16 * NV: each
+// key and value row is read and widened once for the SG heads, and the heads' outputs stay in
+// registers over the positions (SG * NV <= 12 accumulators).
+template <int NV, int SG, typename T>
+STRATA_AVX512 void attention_heads(const float* q, const T* kb, const T* vb, int64_t len, float scale, float* scores,
+                                   float* out) {
+  constexpr int64_t D = 16 * NV;
+  __m512 qv[SG][NV];
+  for (int h = 0; h < SG; ++h)
+    for (int v = 0; v < NV; ++v) qv[h][v] = _mm512_loadu_ps(q + h * D + 16 * v);
+  for (int64_t j = 0; j < len; ++j) {
+    __m512 kv[NV];
+    for (int v = 0; v < NV; ++v) kv[v] = load16(kb + j * D + 16 * v);
+    for (int h = 0; h < SG; ++h) {
+      __m512 a = _mm512_mul_ps(qv[h][0], kv[0]);
+      for (int v = 1; v < NV; ++v) a = _mm512_fmadd_ps(qv[h][v], kv[v], a);
+      scores[h * len + j] = _mm512_reduce_add_ps(a) * scale;
+    }
+  }
+  float inv[SG];
+  for (int h = 0; h < SG; ++h) inv[h] = 1.0f / exp_shifted(scores + h * len, len);
+  __m512 acc[SG][NV];
+  for (int h = 0; h < SG; ++h)
+    for (int v = 0; v < NV; ++v) acc[h][v] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < len; ++j) {
+    __m512 vv[NV];
+    for (int v = 0; v < NV; ++v) vv[v] = load16(vb + j * D + 16 * v);
+    for (int h = 0; h < SG; ++h) {
+      const __m512 p = _mm512_set1_ps(scores[h * len + j] * inv[h]);
+      for (int v = 0; v < NV; ++v) acc[h][v] = _mm512_fmadd_ps(p, vv[v], acc[h][v]);
+    }
+  }
+  for (int h = 0; h < SG; ++h)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + h * D + 16 * v, acc[h][v]);
+}
+
+// The `group` query heads of one kv head (q and out: group * D consecutive floats).
+template <typename T>
+void attention_group(const float* q, const T* kb, const T* vb, int64_t len, int64_t D, int64_t group, float scale,
+                     float* scores, float* out) {
+  for (int64_t h = 0; h < group;) {
+    const int64_t n = std::min<int64_t>(group - h, D == 64 ? 3 : 1);
+    const float* qh = q + h * D;
+    float* oh = out + h * D;
+    if (D == 64 && n == 3) attention_heads<4, 3>(qh, kb, vb, len, scale, scores, oh);
+    else if (D == 64 && n == 2) attention_heads<4, 2>(qh, kb, vb, len, scale, scores, oh);
+    else if (D == 64) attention_heads<4, 1>(qh, kb, vb, len, scale, scores, oh);
+    else if (D == 128) attention_heads<8, 1>(qh, kb, vb, len, scale, scores, oh);
+    else attention_head(qh, kb, vb, len, D, scale, scores, oh);
+    h += n;
+  }
 }
 
 STRATA_AVX512 void silu_mul_impl(const float* g, const float* u, int64_t n, float* out) {
@@ -189,15 +244,16 @@ void attention(const float* q, const T* kc, const T* vc, int64_t Hq, int64_t Hk,
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   int64_t work = 0;
   for (int64_t b = 0; b < B; ++b) work += (pos[b] + 1) * Hq * D;
-  // One task per (row, head); one thread when the whole step is small.
-  const int64_t grain = work < 200000 ? B * Hq : 1;
-  at::parallel_for(0, B * Hq, grain, [&](int64_t t0, int64_t t1) {
+  // One task per (row, kv head); one thread when the whole step is small.
+  const int64_t grain = work < 200000 ? B * Hk : 1;
+  at::parallel_for(0, B * Hk, grain, [&](int64_t t0, int64_t t1) {
     std::vector<float> scores;
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / Hq, h = t % Hq, hk = h / group, len = pos[b] + 1;
-      scores.resize(static_cast<size_t>(len));
+      const int64_t b = t / Hk, hk = t % Hk, len = pos[b] + 1;
+      scores.resize(static_cast<size_t>(len * group));
       const int64_t base = (slot[b] * Hk + hk) * C * D;
-      attention_head(q + t * D, kc + base, vc + base, len, D, scale, scores.data(), out + t * D);
+      const int64_t first = b * Hq + hk * group;  // the kv head's first query head
+      attention_group(q + first * D, kc + base, vc + base, len, D, group, scale, scores.data(), out + first * D);
     }
   });
 }

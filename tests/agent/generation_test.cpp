@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "agent/generation.h"
 #include "agent/kv_cache.h"
@@ -77,6 +78,42 @@ TEST(Generation, CachedDecodingMatchesFullForward) {
   for (int64_t t = 7; t < ids.size(1); ++t) {
     Tensor ht = m.forward_cached(ids.narrow(1, t, 1), cache, {1}, {t});
     EXPECT_LE((m.lm_head(ht[0][0]) - full[t]).abs().max().item<double>(), 1e-4) << "position " << t;
+  }
+}
+
+// The fused step's grouped-query attention for the head sizes it handles specially (64: three
+// query heads per pass over a kv head, as SmolLM2; 128) and another (32), with a batch of rows at
+// different positions: one-token steps against the full forward, float32.
+TEST(Generation, FusedStepMatchesFullForwardForEveryHeadSize) {
+  torch::NoGradGuard ng;
+  for (auto [D, Hq, Hk] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{64, 6, 2}, {128, 4, 2}, {32, 6, 3}}) {
+    ModelConfig c = make_tiny_config(211);
+    c.head_dim = D;
+    c.num_attention_heads = Hq;
+    c.num_key_value_heads = Hk;
+    c.hidden_size = 64;
+    c.intermediate_size = 96;
+    c.num_hidden_layers = 2;
+    Model m = init_random_model(c, 9);
+    for (auto& kv : m.named_parameters())
+      if (kv.second.dim() == 2) kv.second.mul_(5.0);
+    const auto ps = prompts();
+    KVCache cache(c.num_hidden_layers, 3, 64, Hk, D, torch::TensorOptions().dtype(m.dtype()));
+    // Rows at positions 12, 8 and 6 after their prompts (all but the last token) are cached.
+    std::vector<std::vector<int64_t>> rows = {ps[3], ps[1], ps[5]};
+    std::vector<int64_t> last, starts, slots = {0, 1, 2};
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const int64_t n = static_cast<int64_t>(rows[r].size()) - 1;
+      m.forward_cached(torch::tensor(rows[r], torch::kInt64).narrow(0, 0, n).view({1, n}), cache, {slots[r]}, {0});
+      last.push_back(rows[r].back());
+      starts.push_back(n);
+    }
+    const Tensor h = m.forward_cached(torch::tensor(last, torch::kInt64).view({3, 1}), cache, slots, starts);
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const Tensor full = m.forward(torch::tensor(rows[r], torch::kInt64).view({1, -1}))[0][starts[r]];
+      EXPECT_LE((m.lm_head(h[static_cast<int64_t>(r)][0]) - full).abs().max().item<double>(), 1e-4)
+          << "head size " << D << ", row " << r;
+    }
   }
 }
 
