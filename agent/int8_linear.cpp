@@ -26,13 +26,14 @@ std::pair<at::Tensor, at::Tensor> quantize_parts(const at::Tensor& w, at::Scalar
 
 Int8Weight quantize_int8(const at::Tensor& w, at::ScalarType scale_dtype) {
   auto [q, scale] = quantize_parts(w, scale_dtype);
-  Int8Weight out{std::move(q), std::move(scale), {}};
+  Int8Weight out{std::move(q), std::move(scale), {}, {}};
   repack_int8(out);
   return out;
 }
 
 void repack_int8(Int8Weight& w) {
   w.packed = w.defined() && w.q.device().is_cpu() && int8_gemm_available() ? int8_gemm_pack(w.q) : at::Tensor();
+  w.dequant = w.defined() ? dequantize_int8(w) : at::Tensor();
 }
 
 void requantize_int8(Int8Weight& dst, const at::Tensor& w) {
@@ -43,6 +44,7 @@ void requantize_int8(Int8Weight& dst, const at::Tensor& w) {
   dst.q.copy_(q);
   dst.scale.copy_(scale);
   if (dst.packed.defined()) dst.packed = int8_gemm_pack(dst.q);  // writes every byte: no copy into the old one
+  if (dst.dequant.defined()) dst.dequant = dequantize_int8(dst);
 }
 
 at::Tensor dequantize_int8(const Int8Weight& w) {
@@ -82,7 +84,7 @@ at::Tensor int8_linear_via(Int8Path path, const at::Tensor& x, const Int8Weight&
       STRATA_CHECK(K % 16 == 0 && w.q.device().is_cpu(), "int8_linear: _weight_int8pack_mm needs K % 16 == 0 on the CPU");
       y = at::_weight_int8pack_mm(x2.contiguous(), w.q, w.scale);
     } else {
-      y = at::linear(x2, dequantize_int8(w));
+      y = at::linear(x2, w.dequant.defined() ? w.dequant : dequantize_int8(w));
     }
     if (bias.defined()) y = y + bias.to(dtype);
   }

@@ -12,8 +12,9 @@
 //    accumulation) on other CPUs when K is a multiple of 16 (its vector loop has no tail: other K
 //    crash) and the product has at most kInt8KernelMaxRows rows (it recomputes the int8 -> float
 //    conversion for every row, so it beats a bf16 product only at a few rows);
-//  - kDequant otherwise, and on every other device: the weight is dequantised (q * scale in the
-//    activation dtype) and multiplied by LibTorch's ordinary linear.
+//  - kDequant otherwise, and on every other device: LibTorch's ordinary linear on the dequantised
+//    weight (q * scale in the activation dtype), kept beside q (Int8Weight::dequant) so that a
+//    prefill does not dequantise every matrix again (it did: ~0.1 s per SmolLM2 prefill here).
 //
 // The header needs only ATen's Tensor, not <torch/torch.h>.
 #pragma once
@@ -29,6 +30,7 @@ struct Int8Weight {
   at::Tensor q;       // [N, K] int8, contiguous
   at::Tensor scale;   // [N] in the activation dtype
   at::Tensor packed;  // q in the VNNI kernel's layout (int8_gemm_pack) on CPUs that run it, else undefined
+  at::Tensor dequant; // q * scale [N, K] in the scale's dtype (kDequant's weight); undefined: computed per call
   bool defined() const { return q.defined(); }
 };
 
@@ -43,14 +45,15 @@ inline constexpr int64_t kInt8GemmMaxRows = 256;
 enum class Int8Path { kVnni, kPack, kDequant };
 
 // Quantises `w` ([N, K], any float dtype) with scales in `scale_dtype` (bf16 or fp32), on w's
-// device; on a CPU with int8_gemm_available() it also packs q for the VNNI kernel (packed).
+// device; on a CPU with int8_gemm_available() it also packs q for the VNNI kernel (packed); and
+// it keeps q * scale (dequant).
 Int8Weight quantize_int8(const at::Tensor& w, at::ScalarType scale_dtype);
 // Re-quantises `w` into dst's q and scale in place (their shapes, dtypes and device stay) and
-// re-packs dst.packed when it has one; the values equal quantize_int8(w, dst.scale.scalar_type()),
-// packed ones included.
+// re-packs dst.packed and recomputes dst.dequant when it has them; the values equal
+// quantize_int8(w, dst.scale.scalar_type()), packed and dequantised ones included.
 void requantize_int8(Int8Weight& dst, const at::Tensor& w);
 // Sets w.packed for w's device: int8_gemm_pack(w.q) on a CPU with int8_gemm_available(), else
-// undefined (after moving q to another device).
+// undefined (after moving q to another device); and w.dequant = dequantize_int8(w).
 void repack_int8(Int8Weight& w);
 // q * scale as an [N, K] tensor in the scale's dtype.
 at::Tensor dequantize_int8(const Int8Weight& w);
