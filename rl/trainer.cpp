@@ -392,6 +392,10 @@ GrpoTrainer::GrpoTrainer(const TrainerConfig& config, bool resume) : s_(std::mak
   s.dist->broadcast(s.policy.parameters());
   if (master_mode && s.zero_owner.empty()) s.dist->broadcast(s.mp.master);
   if (s.rollout_copy) s.rollout_model.refresh_from(s.policy);
+  // A collective may write into the weights' memory without a version bump: the bf16 decoding
+  // kernel's packed copies (agent/bf16_packs.h) are dropped and rebuilt at the first rollout.
+  s.policy.weights_changed();
+  s.rollout_model.weights_changed();
   s.policy.set_requires_grad(true);
   // The weights the optimiser updates: all of them, or under ZeRO-1 this rank's share.
   std::vector<torch::Tensor> optimised;
@@ -504,6 +508,7 @@ StepMetrics GrpoTrainer::step() {
     m.update = ppo_update(s.policy, s.kl_on ? &s.reference : nullptr, *s.optim, batch.trajectories, adv, cfg.loss,
                           uo, cfg.seed + step, s.mp, s.dist.get(), s.zero_owner);
   if (s.rollout_copy && m.update.optimizer_steps > 0) s.rollout_model.refresh_from(s.policy);
+  if (m.update.optimizer_steps > 0) s.rollout_model.weights_changed();  // the policy itself, or a refreshed copy
   sync_device(s.dev);
   m.update_seconds = since(t1);
   m.batch = batch_stats(batch.trajectories, adv);
