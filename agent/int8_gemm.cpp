@@ -22,9 +22,10 @@ constexpr int64_t kGroup = 4;   // columns per dpbusd lane
 constexpr int64_t kMR = 4;      // rows per register tile
 constexpr int64_t kNP = 4;      // panels per register tile: a quad of 64 channels
 // Products of at most this many rows run on the calling thread: they are bound by reading the
-// weights, and on this project's 2-vCPU machines one thread streams them as fast as two (8.4 ms per
-// SmolLM2 pass either way), so a split only adds a fork/join per product (and spinning workers
-// that slow decoding 2x when another process holds a core). See docs/BENCHMARKS.md (issue 17).
+// weights, and a split adds a fork/join per product and spinning workers that slow decoding 2x when
+// another process holds a core. See docs/BENCHMARKS.md (issue 17). (That "one thread streams as fast
+// as two" measurement predates this file's -fopenmp, when every split ran serially; on an idle
+// 2-vCPU machine two threads take a SmolLM2 pass at 1-4 rows from 8.4 to 6.0-6.7 ms.)
 constexpr int64_t kSerialRows = 4;
 
 #define STRATA_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
