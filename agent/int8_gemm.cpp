@@ -148,37 +148,38 @@ STRATA_AVX512_VNNI inline __m512 round_to(__m512 v, const c10::BFloat16*) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bf16_bits(v)), 16));
 }
 
-// Quads [t0, t1) of the product (64 channels each) for all M rows; a quad's weights stay in L1/L2
-// while the row groups pass over them. The epilogue, y = scale * (out - corr) (+ bias after a
-// rounding to S, as the float path adds a bias in S), runs on 16 channels a step (scalar, with
-// bf16 conversions per value, it took 4-5% of a SmolLM2 pass at 16-128 rows).
+// Tiles [i0, i1) of the product: tile i is quad i / row_tiles (64 channels) against the kMR rows
+// from kMR * (i % row_tiles). A run of tiles passes its rows over one quad's weights while they sit
+// in L1/L2, and splitting by tile rather than by quad evens the threads' shares of small products
+// (k/v's 3 quads went 2:1). The epilogue, y = scale * (out - corr) (+ bias after a rounding to S, as
+// the float path adds a bias in S), runs on 16 channels a step (scalar, with bf16 conversions per
+// value, it took 4-5% of a SmolLM2 pass at 16-128 rows).
 template <typename O, typename S>
-STRATA_AVX512_VNNI void run_quads(int64_t t0, int64_t t1, int64_t M, int64_t N, int64_t Kp, const int8_t* xq,
+STRATA_AVX512_VNNI void run_tiles(int64_t i0, int64_t i1, int64_t M, int64_t N, int64_t Kp, const int8_t* xq,
                                   const float* sx, const float* corr, const uint8_t* packed, const S* scale,
                                   const S* bias, O* y) {
   const int64_t nb = Kp / kBlock, quad_bytes = kNP * kLanes * Kp, width = kNP * kLanes;
+  const int64_t row_tiles = (M + kMR - 1) / kMR;
   float out[kMR * kNP * kLanes];
-  for (int64_t t = t0; t < t1; ++t) {
+  for (int64_t it = i0; it < i1; ++it) {
+    const int64_t t = it / row_tiles, m0 = it % row_tiles * kMR, mr = std::min(kMR, M - m0);
     const int64_t n0 = t * width, nn = std::min(width, N - n0);  // the last quad's padding channels are dropped
-    for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-      const int64_t mr = std::min(kMR, M - m0);
-      std::fill(out, out + mr * width, 0.0f);
-      tile_any(mr, xq + m0 * Kp, Kp, sx + m0 * nb, nb, packed + t * quad_bytes, out);
-      for (int64_t j = 0; j < nn; j += kLanes) {
-        const __mmask16 lanes = static_cast<__mmask16>((1u << std::min(kLanes, nn - j)) - 1);
-        const __m512 sc = load_lanes(scale + n0 + j, lanes);
-        const __m512 bs = bias != nullptr ? load_lanes(bias + n0 + j, lanes) : _mm512_setzero_ps();
-        for (int64_t i = 0; i < mr; ++i) {
-          const __m512 o = _mm512_loadu_ps(out + i * width + j);
-          __m512 v = _mm512_mul_ps(sc, _mm512_sub_ps(o, _mm512_set1_ps(corr[m0 + i])));
-          if (bias != nullptr) {
-            // Rounded product first, as the scalar float path: without the barrier GCC
-            // (-ffp-contract=fast) fuses mul + add into one fma when S is float (1 ulp apart).
-            asm("" : "+v"(v));
-            v = _mm512_add_ps(round_to(v, bias), bs);
-          }
-          store_lanes(y + (m0 + i) * N + n0 + j, v, lanes);
+    std::fill(out, out + mr * width, 0.0f);
+    tile_any(mr, xq + m0 * Kp, Kp, sx + m0 * nb, nb, packed + t * quad_bytes, out);
+    for (int64_t j = 0; j < nn; j += kLanes) {
+      const __mmask16 lanes = static_cast<__mmask16>((1u << std::min(kLanes, nn - j)) - 1);
+      const __m512 sc = load_lanes(scale + n0 + j, lanes);
+      const __m512 bs = bias != nullptr ? load_lanes(bias + n0 + j, lanes) : _mm512_setzero_ps();
+      for (int64_t i = 0; i < mr; ++i) {
+        const __m512 o = _mm512_loadu_ps(out + i * width + j);
+        __m512 v = _mm512_mul_ps(sc, _mm512_sub_ps(o, _mm512_set1_ps(corr[m0 + i])));
+        if (bias != nullptr) {
+          // The product rounded first, as the scalar float path: without the barrier GCC
+          // (-ffp-contract=fast) fuses mul + add into one fma when S is float (1 ulp apart).
+          asm("" : "+v"(v));
+          v = _mm512_add_ps(round_to(v, bias), bs);
         }
+        store_lanes(y + (m0 + i) * N + n0 + j, v, lanes);
       }
     }
   }
@@ -218,10 +219,10 @@ void gemm_impl(const X* x, int64_t M, int64_t K, const uint8_t* packed, int64_t 
   const int8_t* xqp = xq.data();
   const float* sxp = sx.data();
   const float* cp = corr.data();
-  const int64_t quads = (N + kNP * kLanes - 1) / (kNP * kLanes);
-  // Grain: every quad on one thread up to kSerialRows rows, else one quad (64 channels) per task.
-  at::parallel_for(0, quads, M <= kSerialRows ? quads : 1, [&](int64_t t0, int64_t t1) {
-    run_quads(t0, t1, M, N, Kp, xqp, sxp, cp, packed, scale, bias, y);
+  const int64_t tiles = (N + kNP * kLanes - 1) / (kNP * kLanes) * ((M + kMR - 1) / kMR);
+  // Grain: every tile on one thread up to kSerialRows rows, else one tile (64 channels x kMR rows) per task.
+  at::parallel_for(0, tiles, M <= kSerialRows ? tiles : 1, [&](int64_t i0, int64_t i1) {
+    run_tiles(i0, i1, M, N, Kp, xqp, sxp, cp, packed, scale, bias, y);
   });
 }
 
