@@ -30,11 +30,16 @@ constexpr int64_t kSerialRows = 4;
 
 #define STRATA_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
-// acc += vpdpbusd(a unsigned, b signed), accumulating in place. Written as asm because GCC 12
-// compiles the intrinsic inside the tile loop with a register copy per accumulator and step
-// (and spills), about doubling the instructions of the loop.
-STRATA_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
-  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+// acc += vpdpbusd(a unsigned, b signed) with b the 4 int8 at x broadcast to every lane, accumulating
+// in place. Written as asm because GCC 12 compiles the intrinsic inside the tile loop with a register
+// copy per accumulator and step (and spills), about doubling the instructions of the loop; b is the
+// instruction's embedded-broadcast memory operand (the signed one, which is what the activations are),
+// so a row needs no broadcast of its own per group. The operand's type is bytes, aliasing the rows.
+struct Four {
+  int8_t v[4];
+};
+STRATA_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i a, const int8_t* x) {
+  asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*reinterpret_cast<const Four*>(x)));
   return acc;
 }
 
@@ -59,12 +64,8 @@ STRATA_AVX512_VNNI void tile(const int8_t* xq, int64_t Kp, const float* sx, int6
     for (int64_t g = 0; g < kBlock / kGroup; ++g) {
       __m512i wv[kNP];
       for (int j = 0; j < kNP; ++j) wv[j] = _mm512_loadu_si512(wb + (g * kNP + j) * kLine);
-      for (int i = 0; i < MR; ++i) {
-        int32_t four;
-        std::memcpy(&four, xb + i * Kp + g * kGroup, sizeof four);
-        const __m512i xv = _mm512_set1_epi32(four);
-        for (int j = 0; j < kNP; ++j) acc[i][j] = dpbusd(acc[i][j], wv[j], xv);
-      }
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < kNP; ++j) acc[i][j] = dpbusd(acc[i][j], wv[j], xb + i * Kp + g * kGroup);
     }
     for (int i = 0; i < MR; ++i) {
       const __m512 sv = _mm512_set1_ps(sx[i * nb + b]);
