@@ -51,11 +51,15 @@ STRATA_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i a, const int8_t* x
 // in out [MR][64] (zeroed by the caller). Per 64 x 64 weights: 16 loads and 64 vpdpbusd for
 // MR = 4, against one convert and one fma per row and panel. The quad's weights are one linear
 // stream: group g's 4 panels are adjacent 64-byte lines (int8_gemm_pack).
+// pf: pf_lines 64-byte lines per block from there are prefetched into L2 (the next quad's weights;
+// see run_tiles), none when pf_lines is 0.
 template <int MR>
 STRATA_AVX512_VNNI void tile(const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w,
-                             float* out) {
+                             float* out, const uint8_t* pf, int64_t pf_lines) {
   constexpr int64_t kLine = kLanes * kGroup;  // one panel's bytes of a group: 64
   for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t l = 0; l < pf_lines; ++l)
+      _mm_prefetch(reinterpret_cast<const char*>(pf + (b * pf_lines + l) * kLine), _MM_HINT_T1);
     __m512i acc[MR][kNP];
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < kNP; ++j) acc[i][j] = _mm512_setzero_si512();
@@ -77,12 +81,13 @@ STRATA_AVX512_VNNI void tile(const int8_t* xq, int64_t Kp, const float* sx, int6
   }
 }
 
-void tile_any(int64_t mr, const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w, float* out) {
+void tile_any(int64_t mr, const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w, float* out,
+              const uint8_t* pf, int64_t pf_lines) {
   switch (mr) {
-    case 1: tile<1>(xq, Kp, sx, nb, w, out); break;
-    case 2: tile<2>(xq, Kp, sx, nb, w, out); break;
-    case 3: tile<3>(xq, Kp, sx, nb, w, out); break;
-    default: tile<4>(xq, Kp, sx, nb, w, out); break;
+    case 1: tile<1>(xq, Kp, sx, nb, w, out, pf, pf_lines); break;
+    case 2: tile<2>(xq, Kp, sx, nb, w, out, pf, pf_lines); break;
+    case 3: tile<3>(xq, Kp, sx, nb, w, out, pf, pf_lines); break;
+    default: tile<4>(xq, Kp, sx, nb, w, out, pf, pf_lines); break;
   }
 }
 
@@ -160,13 +165,18 @@ STRATA_AVX512_VNNI void run_tiles(int64_t i0, int64_t i1, int64_t M, int64_t N, 
                                   const float* sx, const float* corr, const uint8_t* packed, const S* scale,
                                   const S* bias, O* y) {
   const int64_t nb = Kp / kBlock, quad_bytes = kNP * kLanes * Kp, width = kNP * kLanes;
-  const int64_t row_tiles = (M + kMR - 1) / kMR;
+  const int64_t row_tiles = (M + kMR - 1) / kMR, quads = (N + width - 1) / width;
+  // With several row tiles per quad, each prefetches its share of the next quad's weights into L2,
+  // spread over its blocks: only the first pass over a quad reads them from memory, and without this
+  // it waited for them there (a single pass, up to kSerialRows rows, is left to the hardware).
+  const int64_t pf_lines = row_tiles > 1 ? (quad_bytes / 64 + row_tiles * nb - 1) / (row_tiles * nb) : 0;
   float out[kMR * kNP * kLanes];
   for (int64_t it = i0; it < i1; ++it) {
     const int64_t t = it / row_tiles, m0 = it % row_tiles * kMR, mr = std::min(kMR, M - m0);
     const int64_t n0 = t * width, nn = std::min(width, N - n0);  // the last quad's padding channels are dropped
     std::fill(out, out + mr * width, 0.0f);
-    tile_any(mr, xq + m0 * Kp, Kp, sx + m0 * nb, nb, packed + t * quad_bytes, out);
+    const uint8_t* pf = packed + (t + 1) * quad_bytes + it % row_tiles * nb * pf_lines * 64;
+    tile_any(mr, xq + m0 * Kp, Kp, sx + m0 * nb, nb, packed + t * quad_bytes, out, pf, t + 1 < quads ? pf_lines : 0);
     for (int64_t j = 0; j < nn; j += kLanes) {
       const __mmask16 lanes = static_cast<__mmask16>((1u << std::min(kLanes, nn - j)) - 1);
       const __m512 sc = load_lanes(scale + n0 + j, lanes);
