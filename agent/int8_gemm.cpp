@@ -22,18 +22,24 @@ constexpr int64_t kGroup = 4;   // columns per dpbusd lane
 constexpr int64_t kMR = 4;      // rows per register tile
 constexpr int64_t kNP = 4;      // panels per register tile: a quad of 64 channels
 // Products of at most this many rows run on the calling thread: they are bound by reading the
-// weights, and on this project's 2-vCPU machines one thread streams them as fast as two (8.4 ms per
-// SmolLM2 pass either way), so a split only adds a fork/join per product (and spinning workers
-// that slow decoding 2x when another process holds a core). See docs/BENCHMARKS.md (issue 17).
+// weights, and a split adds a fork/join per product and spinning workers that slow decoding 2x when
+// another process holds a core. See docs/BENCHMARKS.md (issue 17). (That "one thread streams as fast
+// as two" measurement predates this file's -fopenmp, when every split ran serially; on an idle
+// 2-vCPU machine two threads take a SmolLM2 pass at 1-4 rows from 8.4 to 6.0-6.7 ms.)
 constexpr int64_t kSerialRows = 4;
 
 #define STRATA_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
-// acc += vpdpbusd(a unsigned, b signed), accumulating in place. Written as asm because GCC 12
-// compiles the intrinsic inside the tile loop with a register copy per accumulator and step
-// (and spills), about doubling the instructions of the loop.
-STRATA_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
-  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+// acc += vpdpbusd(a unsigned, b signed) with b the 4 int8 at x broadcast to every lane, accumulating
+// in place. Written as asm because GCC 12 compiles the intrinsic inside the tile loop with a register
+// copy per accumulator and step (and spills), about doubling the instructions of the loop; b is the
+// instruction's embedded-broadcast memory operand (the signed one, which is what the activations are),
+// so a row needs no broadcast of its own per group. The operand's type is bytes, aliasing the rows.
+struct Four {
+  int8_t v[4];
+};
+STRATA_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i a, const int8_t* x) {
+  asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*reinterpret_cast<const Four*>(x)));
   return acc;
 }
 
@@ -45,11 +51,15 @@ STRATA_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
 // in out [MR][64] (zeroed by the caller). Per 64 x 64 weights: 16 loads and 64 vpdpbusd for
 // MR = 4, against one convert and one fma per row and panel. The quad's weights are one linear
 // stream: group g's 4 panels are adjacent 64-byte lines (int8_gemm_pack).
+// pf: pf_lines 64-byte lines per block from there are prefetched into L2 (the next quad's weights;
+// see run_tiles), none when pf_lines is 0.
 template <int MR>
 STRATA_AVX512_VNNI void tile(const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w,
-                             float* out) {
+                             float* out, const uint8_t* pf, int64_t pf_lines) {
   constexpr int64_t kLine = kLanes * kGroup;  // one panel's bytes of a group: 64
   for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t l = 0; l < pf_lines; ++l)
+      _mm_prefetch(reinterpret_cast<const char*>(pf + (b * pf_lines + l) * kLine), _MM_HINT_T1);
     __m512i acc[MR][kNP];
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < kNP; ++j) acc[i][j] = _mm512_setzero_si512();
@@ -58,12 +68,8 @@ STRATA_AVX512_VNNI void tile(const int8_t* xq, int64_t Kp, const float* sx, int6
     for (int64_t g = 0; g < kBlock / kGroup; ++g) {
       __m512i wv[kNP];
       for (int j = 0; j < kNP; ++j) wv[j] = _mm512_loadu_si512(wb + (g * kNP + j) * kLine);
-      for (int i = 0; i < MR; ++i) {
-        int32_t four;
-        std::memcpy(&four, xb + i * Kp + g * kGroup, sizeof four);
-        const __m512i xv = _mm512_set1_epi32(four);
-        for (int j = 0; j < kNP; ++j) acc[i][j] = dpbusd(acc[i][j], wv[j], xv);
-      }
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < kNP; ++j) acc[i][j] = dpbusd(acc[i][j], wv[j], xb + i * Kp + g * kGroup);
     }
     for (int i = 0; i < MR; ++i) {
       const __m512 sv = _mm512_set1_ps(sx[i * nb + b]);
@@ -75,12 +81,13 @@ STRATA_AVX512_VNNI void tile(const int8_t* xq, int64_t Kp, const float* sx, int6
   }
 }
 
-void tile_any(int64_t mr, const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w, float* out) {
+void tile_any(int64_t mr, const int8_t* xq, int64_t Kp, const float* sx, int64_t nb, const uint8_t* w, float* out,
+              const uint8_t* pf, int64_t pf_lines) {
   switch (mr) {
-    case 1: tile<1>(xq, Kp, sx, nb, w, out); break;
-    case 2: tile<2>(xq, Kp, sx, nb, w, out); break;
-    case 3: tile<3>(xq, Kp, sx, nb, w, out); break;
-    default: tile<4>(xq, Kp, sx, nb, w, out); break;
+    case 1: tile<1>(xq, Kp, sx, nb, w, out, pf, pf_lines); break;
+    case 2: tile<2>(xq, Kp, sx, nb, w, out, pf, pf_lines); break;
+    case 3: tile<3>(xq, Kp, sx, nb, w, out, pf, pf_lines); break;
+    default: tile<4>(xq, Kp, sx, nb, w, out, pf, pf_lines); break;
   }
 }
 
@@ -128,25 +135,63 @@ STRATA_AVX512_VNNI void quantise_rows(const T* x, int64_t M, int64_t K, int64_t 
   }
 }
 
-// Quads [t0, t1) of the product (64 channels each) for all M rows; a quad's weights stay in L1/L2
-// while the row groups pass over them.
+// float lanes rounded to bf16 bits as c10::BFloat16(float) rounds (to nearest even, NaN to 0x7FC0),
+// so the vector epilogue writes exactly what the scalar casts wrote.
+STRATA_AVX512_VNNI inline __m256i bf16_bits(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF))), 16);
+  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
+  return _mm512_cvtepi32_epi16(r);
+}
+STRATA_AVX512_VNNI inline void store_lanes(float* p, __m512 v, __mmask16 m) { _mm512_mask_storeu_ps(p, m, v); }
+STRATA_AVX512_VNNI inline void store_lanes(c10::BFloat16* p, __m512 v, __mmask16 m) {
+  _mm256_mask_storeu_epi16(p, m, bf16_bits(v));
+}
+// v as the nearest value of T (the type tag's pointee), back in float lanes.
+STRATA_AVX512_VNNI inline __m512 round_to(__m512 v, const float*) { return v; }
+STRATA_AVX512_VNNI inline __m512 round_to(__m512 v, const c10::BFloat16*) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bf16_bits(v)), 16));
+}
+
+// Tiles [i0, i1) of the product: tile i is quad i / row_tiles (64 channels) against the kMR rows
+// from kMR * (i % row_tiles). A run of tiles passes its rows over one quad's weights while they sit
+// in L1/L2, and splitting by tile rather than by quad evens the threads' shares of small products
+// (k/v's 3 quads went 2:1). The epilogue, y = scale * (out - corr) (+ bias after a rounding to S, as
+// the float path adds a bias in S), runs on 16 channels a step (scalar, with bf16 conversions per
+// value, it took 4-5% of a SmolLM2 pass at 16-128 rows).
 template <typename O, typename S>
-void run_quads(int64_t t0, int64_t t1, int64_t M, int64_t N, int64_t Kp, const int8_t* xq, const float* sx,
-               const float* corr, const uint8_t* packed, const S* scale, const S* bias, O* y) {
+STRATA_AVX512_VNNI void run_tiles(int64_t i0, int64_t i1, int64_t M, int64_t N, int64_t Kp, const int8_t* xq,
+                                  const float* sx, const float* corr, const uint8_t* packed, const S* scale,
+                                  const S* bias, O* y) {
   const int64_t nb = Kp / kBlock, quad_bytes = kNP * kLanes * Kp, width = kNP * kLanes;
+  const int64_t row_tiles = (M + kMR - 1) / kMR, quads = (N + width - 1) / width;
+  // With several row tiles per quad, each prefetches its share of the next quad's weights into L2,
+  // spread over its blocks: only the first pass over a quad reads them from memory, and without this
+  // it waited for them there (a single pass, up to kSerialRows rows, is left to the hardware).
+  const int64_t pf_lines = row_tiles > 1 ? (quad_bytes / 64 + row_tiles * nb - 1) / (row_tiles * nb) : 0;
   float out[kMR * kNP * kLanes];
-  for (int64_t t = t0; t < t1; ++t) {
+  for (int64_t it = i0; it < i1; ++it) {
+    const int64_t t = it / row_tiles, m0 = it % row_tiles * kMR, mr = std::min(kMR, M - m0);
     const int64_t n0 = t * width, nn = std::min(width, N - n0);  // the last quad's padding channels are dropped
-    for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-      const int64_t mr = std::min(kMR, M - m0);
-      std::fill(out, out + mr * width, 0.0f);
-      tile_any(mr, xq + m0 * Kp, Kp, sx + m0 * nb, nb, packed + t * quad_bytes, out);
-      for (int64_t i = 0; i < mr; ++i)
-        for (int64_t j = 0; j < nn; ++j) {
-          float v = static_cast<float>(scale[n0 + j]) * (out[i * width + j] - corr[m0 + i]);
-          if (bias != nullptr) v = static_cast<float>(static_cast<S>(v)) + static_cast<float>(bias[n0 + j]);
-          y[(m0 + i) * N + n0 + j] = static_cast<O>(v);
+    std::fill(out, out + mr * width, 0.0f);
+    const uint8_t* pf = packed + (t + 1) * quad_bytes + it % row_tiles * nb * pf_lines * 64;
+    tile_any(mr, xq + m0 * Kp, Kp, sx + m0 * nb, nb, packed + t * quad_bytes, out, pf, t + 1 < quads ? pf_lines : 0);
+    for (int64_t j = 0; j < nn; j += kLanes) {
+      const __mmask16 lanes = static_cast<__mmask16>((1u << std::min(kLanes, nn - j)) - 1);
+      const __m512 sc = load_lanes(scale + n0 + j, lanes);
+      const __m512 bs = bias != nullptr ? load_lanes(bias + n0 + j, lanes) : _mm512_setzero_ps();
+      for (int64_t i = 0; i < mr; ++i) {
+        const __m512 o = _mm512_loadu_ps(out + i * width + j);
+        __m512 v = _mm512_mul_ps(sc, _mm512_sub_ps(o, _mm512_set1_ps(corr[m0 + i])));
+        if (bias != nullptr) {
+          // The product rounded first, as the scalar float path: without the barrier GCC
+          // (-ffp-contract=fast) fuses mul + add into one fma when S is float (1 ulp apart).
+          asm("" : "+v"(v));
+          v = _mm512_add_ps(round_to(v, bias), bs);
         }
+        store_lanes(y + (m0 + i) * N + n0 + j, v, lanes);
+      }
     }
   }
 }
@@ -185,10 +230,10 @@ void gemm_impl(const X* x, int64_t M, int64_t K, const uint8_t* packed, int64_t 
   const int8_t* xqp = xq.data();
   const float* sxp = sx.data();
   const float* cp = corr.data();
-  const int64_t quads = (N + kNP * kLanes - 1) / (kNP * kLanes);
-  // Grain: every quad on one thread up to kSerialRows rows, else one quad (64 channels) per task.
-  at::parallel_for(0, quads, M <= kSerialRows ? quads : 1, [&](int64_t t0, int64_t t1) {
-    run_quads(t0, t1, M, N, Kp, xqp, sxp, cp, packed, scale, bias, y);
+  const int64_t tiles = (N + kNP * kLanes - 1) / (kNP * kLanes) * ((M + kMR - 1) / kMR);
+  // Grain: every tile on one thread up to kSerialRows rows, else one tile (64 channels x kMR rows) per task.
+  at::parallel_for(0, tiles, M <= kSerialRows ? tiles : 1, [&](int64_t i0, int64_t i1) {
+    run_tiles(i0, i1, M, N, Kp, xqp, sxp, cp, packed, scale, bias, y);
   });
 }
 

@@ -6,7 +6,8 @@
 // agent/bf16_gemm.h), and reports ms per pass (best of --reps) and each path's largest relative
 // error against the float product. Random weights (std 0.02) and bf16
 // activations; prints one JSON line per row count.
-//   int8_gemm_bench [--rows 1,2,4,8,16,32,64] [--threads 2] [--reps 5] [--layers 30]
+//   int8_gemm_bench [--rows 1,2,4,8,16,32,64] [--threads 2] [--reps 5] [--layers 30] [--paths vnni,pack]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -25,10 +26,13 @@ int main(int argc, char** argv) {
   std::vector<int64_t> rows_list = {1, 2, 4, 8, 16, 20, 32, 64};
   int threads = 2, reps = 5;
   int64_t layers = 30;
+  std::vector<std::string> only;
   app.add_option("--rows", rows_list, "row counts")->delimiter(',');
   app.add_option("--threads", threads, "intra-op threads")->capture_default_str();
   app.add_option("--reps", reps, "timed passes (best kept) after one warm-up")->capture_default_str();
   app.add_option("--layers", layers, "layers per pass")->capture_default_str();
+  app.add_option("--paths", only, "time only these paths (bf16, dequant, vnni, pack); all by default")
+      ->delimiter(',');
   return strata::cli::run_main(app, argc, argv, [&] {
     torch::set_num_threads(threads);
     torch::NoGradGuard ng;
@@ -57,6 +61,10 @@ int main(int argc, char** argv) {
     if (bf16_gemm_available()) names.push_back("bf16_packed");
     if (int8_gemm_available()) names.push_back("vnni");
     names.push_back("pack");
+    if (!only.empty()) {
+      auto unwanted = [&](const std::string& n) { return std::find(only.begin(), only.end(), n) == only.end(); };
+      names.erase(std::remove_if(names.begin(), names.end(), unwanted), names.end());
+    }
     for (int64_t rows : rows_list) {
       nlohmann::json j = {{"rows", rows}, {"threads", threads}, {"layers", layers}};
       std::map<int64_t, torch::Tensor> xs;  // per K
