@@ -21,12 +21,12 @@ constexpr int64_t kLanes = 16;  // output channels per panel: one zmm of int32 /
 constexpr int64_t kGroup = 4;   // columns per dpbusd lane
 constexpr int64_t kMR = 4;      // rows per register tile
 constexpr int64_t kNP = 4;      // panels per register tile: a quad of 64 channels
-// Products of at most this many rows run on the calling thread: they are bound by reading the
-// weights, and a split adds a fork/join per product and spinning workers that slow decoding 2x when
-// another process holds a core. See docs/BENCHMARKS.md (issue 17). (That "one thread streams as fast
-// as two" measurement predates this file's -fopenmp, when every split ran serially; on an idle
-// 2-vCPU machine two threads take a SmolLM2 pass at 1-4 rows from 8.4 to 6.0-6.7 ms.)
-constexpr int64_t kSerialRows = 4;
+// Every product is split over the threads, even one of a single row: bound by reading the weights,
+// two threads read them faster than one (a SmolLM2 pass at 1-4 rows: 8.4 -> 6.0-6.7 ms on an idle
+// 2-vCPU EPYC). The earlier rule (at most 4 rows on the calling thread, "one thread streams as fast
+// as two") was measured while this library's at::parallel_for ran serially (built without OpenMP).
+// On cores shared with another busy process a split waits for a descheduled thread: run with one
+// thread there (grpo_train's rollout_threads defaults to 1).
 
 #define STRATA_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
@@ -168,7 +168,7 @@ STRATA_AVX512_VNNI void run_tiles(int64_t i0, int64_t i1, int64_t M, int64_t N, 
   const int64_t row_tiles = (M + kMR - 1) / kMR, quads = (N + width - 1) / width;
   // With several row tiles per quad, each prefetches its share of the next quad's weights into L2,
   // spread over its blocks: only the first pass over a quad reads them from memory, and without this
-  // it waited for them there (a single pass, up to kSerialRows rows, is left to the hardware).
+  // it waited for them there (a single pass, up to kMR rows, is left to the hardware).
   const int64_t pf_lines = row_tiles > 1 ? (quad_bytes / 64 + row_tiles * nb - 1) / (row_tiles * nb) : 0;
   float out[kMR * kNP * kLanes];
   for (int64_t it = i0; it < i1; ++it) {
@@ -231,8 +231,8 @@ void gemm_impl(const X* x, int64_t M, int64_t K, const uint8_t* packed, int64_t 
   const float* sxp = sx.data();
   const float* cp = corr.data();
   const int64_t tiles = (N + kNP * kLanes - 1) / (kNP * kLanes) * ((M + kMR - 1) / kMR);
-  // Grain: every tile on one thread up to kSerialRows rows, else one tile (64 channels x kMR rows) per task.
-  at::parallel_for(0, tiles, M <= kSerialRows ? tiles : 1, [&](int64_t i0, int64_t i1) {
+  // One tile (64 channels x kMR rows) per task.
+  at::parallel_for(0, tiles, 1, [&](int64_t i0, int64_t i1) {
     run_tiles(i0, i1, M, N, Kp, xqp, sxp, cp, packed, scale, bias, y);
   });
 }

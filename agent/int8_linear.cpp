@@ -33,7 +33,9 @@ Int8Weight quantize_int8(const at::Tensor& w, at::ScalarType scale_dtype) {
 
 void repack_int8(Int8Weight& w) {
   w.packed = w.defined() && w.q.device().is_cpu() && int8_gemm_available() ? int8_gemm_pack(w.q) : at::Tensor();
-  w.dequant = w.defined() ? dequantize_int8(w) : at::Tensor();
+  // Where the VNNI kernel serves products of up to kInt8GemmMaxRows rows, larger ones are rare
+  // enough to dequantise per call; elsewhere every prefill takes the dequantised weight.
+  w.dequant = w.defined() && !w.packed.defined() ? dequantize_int8(w) : at::Tensor();
 }
 
 void requantize_int8(Int8Weight& dst, const at::Tensor& w) {

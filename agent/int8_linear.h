@@ -13,8 +13,8 @@
 //    crash) and the product has at most kInt8KernelMaxRows rows (it recomputes the int8 -> float
 //    conversion for every row, so it beats a bf16 product only at a few rows);
 //  - kDequant otherwise, and on every other device: LibTorch's ordinary linear on the dequantised
-//    weight (q * scale in the activation dtype), kept beside q (Int8Weight::dequant) so that a
-//    prefill does not dequantise every matrix again (it did: ~0.1 s per SmolLM2 prefill here).
+//    weight (q * scale in the activation dtype), kept beside q (Int8Weight::dequant) where there
+//    is no VNNI kernel, so that a prefill does not dequantise every matrix again.
 //
 // The header needs only ATen's Tensor, not <torch/torch.h>.
 #pragma once
@@ -30,30 +30,32 @@ struct Int8Weight {
   at::Tensor q;       // [N, K] int8, contiguous
   at::Tensor scale;   // [N] in the activation dtype
   at::Tensor packed;  // q in the VNNI kernel's layout (int8_gemm_pack) on CPUs that run it, else undefined
-  at::Tensor dequant; // q * scale [N, K] in the scale's dtype (kDequant's weight); undefined: computed per call
+  at::Tensor dequant; // q * scale [N, K] (kDequant's weight) where packed is undefined; else computed per call
   bool defined() const { return q.defined(); }
 };
 
 // Rows of a product up to which at::_weight_int8pack_mm is used on a CPU without VNNI.
 inline constexpr int64_t kInt8KernelMaxRows = 8;
 // Rows of a product up to which the VNNI kernel is used (and with it Model's fused decoding step
-// of an int8 copy). A SmolLM2 pass (bench/int8_gemm_bench, this 2-vCPU EPYC): 8.3 ms at 1 row
-// (bf16 22.5), 18 at 16 (32), 61 at 64 (63), 115 at 128 (dequantised 148, bf16 101), 465 at 512
-// (dequantised 402): beyond ~256 rows the dequantised product (prefills) is faster.
-inline constexpr int64_t kInt8GemmMaxRows = 256;
+// of an int8 copy). A SmolLM2 pass (bench/int8_gemm_bench, 2 threads, this 2-vCPU EPYC), VNNI
+// against LibTorch's bf16 linear on the dequantised weights: 5.4 against 26.9 ms at 1 row, 10.0
+// against 32.9 at 16, 30.2 / 65.9 at 64, 59.6 / 104.2 at 128, 278 / 386 at 512, 645 / 772 at
+// 1024: every prefill of a rollout (prompts, retrieved passages) takes it too.
+inline constexpr int64_t kInt8GemmMaxRows = 1024;
 
 enum class Int8Path { kVnni, kPack, kDequant };
 
 // Quantises `w` ([N, K], any float dtype) with scales in `scale_dtype` (bf16 or fp32), on w's
-// device; on a CPU with int8_gemm_available() it also packs q for the VNNI kernel (packed); and
-// it keeps q * scale (dequant).
+// device; on a CPU with int8_gemm_available() it also packs q for the VNNI kernel (packed), and
+// elsewhere keeps q * scale (dequant).
 Int8Weight quantize_int8(const at::Tensor& w, at::ScalarType scale_dtype);
 // Re-quantises `w` into dst's q and scale in place (their shapes, dtypes and device stay) and
 // re-packs dst.packed and recomputes dst.dequant when it has them; the values equal
 // quantize_int8(w, dst.scale.scalar_type()), packed and dequantised ones included.
 void requantize_int8(Int8Weight& dst, const at::Tensor& w);
 // Sets w.packed for w's device: int8_gemm_pack(w.q) on a CPU with int8_gemm_available(), else
-// undefined (after moving q to another device); and w.dequant = dequantize_int8(w).
+// undefined (after moving q to another device); and w.dequant = dequantize_int8(w) where that is
+// undefined.
 void repack_int8(Int8Weight& w);
 // q * scale as an [N, K] tensor in the scale's dtype.
 at::Tensor dequantize_int8(const Int8Weight& w);

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "intra-op threads")->capture_default_str();
   app.add_option("--reps", reps, "timed passes (best kept) after one warm-up")->capture_default_str();
   app.add_option("--layers", layers, "layers per pass")->capture_default_str();
-  app.add_option("--paths", only, "time only these paths (bf16, dequant, vnni, pack); all by default")
+  app.add_option("--paths", only, "time only these paths (bf16, bf16_packed, dequant, vnni, pack); all by default")
       ->delimiter(',');
   return strata::cli::run_main(app, argc, argv, [&] {
     torch::set_num_threads(threads);
@@ -54,8 +54,8 @@ int main(int argc, char** argv) {
       }
     {
       torch::Tensor w = torch::randn({49152, 576}, gen) * 0.02;
-      mats.push_back(
-            {w.to(torch::kBFloat16), quantize_int8(w, torch::kBFloat16), bf16_gemm_available() ? bf16_gemm_pack(w) : torch::Tensor()});
+      mats.push_back({w.to(torch::kBFloat16), quantize_int8(w, torch::kBFloat16),
+                      bf16_gemm_available() ? bf16_gemm_pack(w) : torch::Tensor()});
     }
     std::vector<std::string> names = {"bf16", "dequant"};
     if (bf16_gemm_available()) names.push_back("bf16_packed");
