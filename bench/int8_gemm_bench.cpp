@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
         }
         // Error of the head and the last down projection against the float product.
         double err = 0;
-        for (size_t i : {mats.size() - 1, mats.size() - 2}) {
+        for (size_t i = mats.size() - std::min<size_t>(2, mats.size()); i < mats.size(); ++i) {
           const auto& m = mats[i];
           const torch::Tensor ref = torch::nn::functional::linear(xs.at(m.q.q.size(1)).to(torch::kFloat32),
                                                                   m.wb.to(torch::kFloat32));
