@@ -46,17 +46,14 @@ int main(int argc, char** argv) {
       torch::Tensor packed;  // wb in bf16_gemm's layout (bf16_packed)
     };
     std::vector<Mat> mats;
-    for (int64_t l = 0; l < layers; ++l)
-      for (auto [n, k] : layer_shapes) {
-        torch::Tensor w = torch::randn({n, k}, gen) * 0.02;
-        mats.push_back({w.to(torch::kBFloat16), quantize_int8(w, torch::kBFloat16),
-                        bf16_gemm_available() ? bf16_gemm_pack(w) : torch::Tensor()});
-      }
-    {
-      torch::Tensor w = torch::randn({49152, 576}, gen) * 0.02;
+    auto add = [&](int64_t n, int64_t k) {  // a random [n, k] matrix in every form a path reads
+      const torch::Tensor w = torch::randn({n, k}, gen) * 0.02;
       mats.push_back({w.to(torch::kBFloat16), quantize_int8(w, torch::kBFloat16),
                       bf16_gemm_available() ? bf16_gemm_pack(w) : torch::Tensor()});
-    }
+    };
+    for (int64_t l = 0; l < layers; ++l)
+      for (auto [n, k] : layer_shapes) add(n, k);
+    add(49152, 576);
     std::vector<std::string> names = {"bf16", "dequant"};
     if (bf16_gemm_available()) names.push_back("bf16_packed");
     if (int8_gemm_available()) names.push_back("vnni");
