@@ -21,6 +21,7 @@ constexpr int64_t kLanes = 16;  // output channels per panel: one zmm of int32 /
 constexpr int64_t kGroup = 4;   // columns per dpbusd lane
 constexpr int64_t kMR = 4;      // rows per register tile
 constexpr int64_t kNP = 4;      // panels per register tile: a quad of 64 channels
+constexpr int64_t kBlockRows = 32;  // rows per task of a large product (run_row_blocks), from this many rows on
 // Every product is split over the threads, even one of a single row: bound by reading the weights,
 // two threads read them faster than one (a SmolLM2 pass at 1-4 rows: 8.4 -> 6.0-6.7 ms on an idle
 // 2-vCPU EPYC). The earlier rule (at most 4 rows on the calling thread, "one thread streams as fast
@@ -154,12 +155,36 @@ STRATA_AVX512_VNNI inline __m512 round_to(__m512 v, const c10::BFloat16*) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bf16_bits(v)), 16));
 }
 
-// Tiles [i0, i1) of the product: tile i is quad i / row_tiles (64 channels) against the kMR rows
-// from kMR * (i % row_tiles). A run of tiles passes its rows over one quad's weights while they sit
-// in L1/L2, and splitting by tile rather than by quad evens the threads' shares of small products
-// (k/v's 3 quads went 2:1). The epilogue, y = scale * (out - corr) (+ bias after a rounding to S, as
-// the float path adds a bias in S), runs on 16 channels a step (scalar, with bf16 conversions per
-// value, it took 4-5% of a SmolLM2 pass at 16-128 rows).
+// y's rows [0, rows) of channels [n0, n0 + nn) from a tile's float sums out [rows][64]:
+// y = scale * (out - corr) (+ bias after a rounding to S, as the float path adds a bias in S), 16
+// channels a step (scalar, with bf16 conversions per value, it took 4-5% of a SmolLM2 pass at
+// 16-128 rows). y points at the first row's channel n0; rows are N apart.
+template <typename O, typename S>
+STRATA_AVX512_VNNI void epilogue(const float* out, int64_t rows, const float* corr, const S* scale, const S* bias,
+                                 int64_t nn, O* y, int64_t N) {
+  constexpr int64_t width = kNP * kLanes;
+  for (int64_t j = 0; j < nn; j += kLanes) {
+    const __mmask16 lanes = static_cast<__mmask16>((1u << std::min(kLanes, nn - j)) - 1);
+    const __m512 sc = load_lanes(scale + j, lanes);
+    const __m512 bs = bias != nullptr ? load_lanes(bias + j, lanes) : _mm512_setzero_ps();
+    for (int64_t i = 0; i < rows; ++i) {
+      const __m512 o = _mm512_loadu_ps(out + i * width + j);
+      __m512 v = _mm512_mul_ps(sc, _mm512_sub_ps(o, _mm512_set1_ps(corr[i])));
+      if (bias != nullptr) {
+        // The product rounded first, as the scalar float path: without the barrier GCC
+        // (-ffp-contract=fast) fuses mul + add into one fma when S is float (1 ulp apart).
+        asm("" : "+v"(v));
+        v = _mm512_add_ps(round_to(v, bias), bs);
+      }
+      store_lanes(y + i * N + j, v, lanes);
+    }
+  }
+}
+
+// Tiles [i0, i1) of a product of fewer than kBlockRows rows: tile i is quad i / row_tiles (64
+// channels) against the kMR rows from kMR * (i % row_tiles). A run of tiles passes its rows over
+// one quad's weights while they sit in L1/L2, and splitting by tile rather than by quad evens the
+// threads' shares of small products (k/v's 3 quads went 2:1).
 template <typename O, typename S>
 STRATA_AVX512_VNNI void run_tiles(int64_t i0, int64_t i1, int64_t M, int64_t N, int64_t Kp, const int8_t* xq,
                                   const float* sx, const float* corr, const uint8_t* packed, const S* scale,
@@ -177,22 +202,29 @@ STRATA_AVX512_VNNI void run_tiles(int64_t i0, int64_t i1, int64_t M, int64_t N, 
     std::fill(out, out + mr * width, 0.0f);
     const uint8_t* pf = packed + (t + 1) * quad_bytes + it % row_tiles * nb * pf_lines * 64;
     tile_any(mr, xq + m0 * Kp, Kp, sx + m0 * nb, nb, packed + t * quad_bytes, out, pf, t + 1 < quads ? pf_lines : 0);
-    for (int64_t j = 0; j < nn; j += kLanes) {
-      const __mmask16 lanes = static_cast<__mmask16>((1u << std::min(kLanes, nn - j)) - 1);
-      const __m512 sc = load_lanes(scale + n0 + j, lanes);
-      const __m512 bs = bias != nullptr ? load_lanes(bias + n0 + j, lanes) : _mm512_setzero_ps();
-      for (int64_t i = 0; i < mr; ++i) {
-        const __m512 o = _mm512_loadu_ps(out + i * width + j);
-        __m512 v = _mm512_mul_ps(sc, _mm512_sub_ps(o, _mm512_set1_ps(corr[m0 + i])));
-        if (bias != nullptr) {
-          // The product rounded first, as the scalar float path: without the barrier GCC
-          // (-ffp-contract=fast) fuses mul + add into one fma when S is float (1 ulp apart).
-          asm("" : "+v"(v));
-          v = _mm512_add_ps(round_to(v, bias), bs);
-        }
-        store_lanes(y + (m0 + i) * N + n0 + j, v, lanes);
-      }
-    }
+    epilogue(out, mr, corr + m0, scale + n0, bias != nullptr ? bias + n0 : nullptr, nn, y + m0 * N + n0, N);
+  }
+}
+
+// Tasks [i0, i1) of a product of at least kBlockRows rows (prefills): task i is quad i /
+// row_blocks against the kBlockRows rows from kBlockRows * (i % row_blocks), run as kMR-row tiles
+// over the whole K, then one epilogue. Against run_tiles at 64-3180 rows (a SmolLM2 pass,
+// bench/int8_gemm_bench): 5-14% faster at 1 thread, 4-7% at 2.
+template <typename O, typename S>
+STRATA_AVX512_VNNI void run_row_blocks(int64_t i0, int64_t i1, int64_t M, int64_t N, int64_t Kp, const int8_t* xq,
+                                       const float* sx, const float* corr, const uint8_t* packed, const S* scale,
+                                       const S* bias, O* y) {
+  const int64_t nb = Kp / kBlock, quad_bytes = kNP * kLanes * Kp, width = kNP * kLanes;
+  const int64_t row_blocks = (M + kBlockRows - 1) / kBlockRows;
+  alignas(64) float out[kBlockRows * kNP * kLanes];
+  for (int64_t it = i0; it < i1; ++it) {
+    const int64_t t = it / row_blocks, r0 = it % row_blocks * kBlockRows, rows = std::min(kBlockRows, M - r0);
+    const int64_t n0 = t * width, nn = std::min(width, N - n0);
+    std::fill(out, out + rows * width, 0.0f);
+    for (int64_t m0 = 0; m0 < rows; m0 += kMR)
+      tile_any(std::min(kMR, rows - m0), xq + (r0 + m0) * Kp, Kp, sx + (r0 + m0) * nb, nb, packed + t * quad_bytes,
+               out + m0 * width, nullptr, 0);
+    epilogue(out, rows, corr + r0, scale + n0, bias != nullptr ? bias + n0 : nullptr, nn, y + r0 * N + n0, N);
   }
 }
 
@@ -226,14 +258,24 @@ void gemm_impl(const X* x, int64_t M, int64_t K, const uint8_t* packed, int64_t 
   xq.resize(static_cast<size_t>(M * Kp));
   sx.resize(static_cast<size_t>(M * nb));
   corr.resize(static_cast<size_t>(M));
-  quantise_rows(x, M, K, Kp, xq.data(), sx.data(), corr.data());
-  const int8_t* xqp = xq.data();
-  const float* sxp = sx.data();
-  const float* cp = corr.data();
-  const int64_t tiles = (N + kNP * kLanes - 1) / (kNP * kLanes) * ((M + kMR - 1) / kMR);
-  // One tile (64 channels x kMR rows) per task.
-  at::parallel_for(0, tiles, 1, [&](int64_t i0, int64_t i1) {
-    run_tiles(i0, i1, M, N, Kp, xqp, sxp, cp, packed, scale, bias, y);
+  int8_t* xqp = xq.data();
+  float* sxp = sx.data();
+  float* cp = corr.data();
+  const int64_t quads = (N + kNP * kLanes - 1) / (kNP * kLanes);
+  if (M < kBlockRows) {
+    quantise_rows(x, M, K, Kp, xqp, sxp, cp);
+    // One tile (64 channels x kMR rows) per task.
+    at::parallel_for(0, quads * ((M + kMR - 1) / kMR), 1, [&](int64_t i0, int64_t i1) {
+      run_tiles(i0, i1, M, N, Kp, xqp, sxp, cp, packed, scale, bias, y);
+    });
+    return;
+  }
+  at::parallel_for(0, M, kBlockRows, [&](int64_t m0, int64_t m1) {
+    quantise_rows(x + m0 * K, m1 - m0, K, Kp, xqp + m0 * Kp, sxp + m0 * nb, cp + m0);
+  });
+  // One block of kBlockRows rows x 64 channels per task.
+  at::parallel_for(0, quads * ((M + kBlockRows - 1) / kBlockRows), 1, [&](int64_t i0, int64_t i1) {
+    run_row_blocks(i0, i1, M, N, Kp, xqp, sxp, cp, packed, scale, bias, y);
   });
 }
 

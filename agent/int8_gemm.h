@@ -1,4 +1,4 @@
-// strata's own int8 product (decoding steps and prefills up to kInt8GemmMaxRows rows): y = x q^T * scale with int8 weights q [N, K]
+// strata's own int8 product (decoding steps and prefills of any length): y = x q^T * scale with int8 weights q [N, K]
 // (per-output-channel scales) and activations x [M, K] in bf16 or fp32.
 //
 // AVX-512 VNNI: each row of x is quantised on the fly to int8 in blocks of 64 columns (one scale
@@ -10,7 +10,8 @@
 // * scale_n (s_b: a block's activation step), i.e. half an activation step per block, on top of
 // the weight quantisation the existing path already has.
 //
-// Multithreaded over tiles of 64 channels x 4 rows (at::parallel_for); any K, M and N (the packed weights are
+// Multithreaded over tiles of 64 channels x 4 rows (at::parallel_for), or 64 channels x 32 rows
+// from 32 rows on (prefills; their rows are quantised in parallel too); any K, M and N (the packed weights are
 // padded; see int8_gemm_pack).
 // Compiled with target attributes and chosen at run time: int8_gemm_available() is false on CPUs
 // without AVX-512 F/BW/VNNI, and callers keep their own path there.

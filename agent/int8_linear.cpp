@@ -33,8 +33,8 @@ Int8Weight quantize_int8(const at::Tensor& w, at::ScalarType scale_dtype) {
 
 void repack_int8(Int8Weight& w) {
   w.packed = w.defined() && w.q.device().is_cpu() && int8_gemm_available() ? int8_gemm_pack(w.q) : at::Tensor();
-  // Where the VNNI kernel serves products of up to kInt8GemmMaxRows rows, larger ones are rare
-  // enough to dequantise per call; elsewhere every prefill takes the dequantised weight.
+  // Where the VNNI kernel runs it serves every product (only tests and benchmarks ask for the
+  // dequantised path there, and it dequantises per call); elsewhere every prefill takes it.
   w.dequant = w.defined() && !w.packed.defined() ? dequantize_int8(w) : at::Tensor();
 }
 
@@ -66,7 +66,7 @@ Int8Path int8_path(const at::Tensor& q, int64_t rows) {
     if (*g_override == Int8Path::kPack && q.size(1) % 16 == 0) return Int8Path::kPack;
     return Int8Path::kDequant;
   }
-  if (rows <= kInt8GemmMaxRows && int8_gemm_available()) return Int8Path::kVnni;
+  if (int8_gemm_available()) return Int8Path::kVnni;
   if (q.size(1) % 16 == 0 && rows <= kInt8KernelMaxRows) return Int8Path::kPack;
   return Int8Path::kDequant;
 }

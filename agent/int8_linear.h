@@ -7,14 +7,15 @@
 //
 // Kernels (Int8Path), chosen per product by int8_path():
 //  - kVnni: strata's own AVX-512 VNNI product (agent/int8_gemm.h; activations quantised to int8 in
-//    blocks of 64 columns on the fly), on CPUs that have it, for at most kInt8GemmMaxRows rows;
+//    blocks of 64 columns on the fly), on CPUs that have it, for products of any row count;
 //  - kPack: LibTorch's at::_weight_int8pack_mm (int8 weights, bf16/fp32 activations, fp32
 //    accumulation) on other CPUs when K is a multiple of 16 (its vector loop has no tail: other K
 //    crash) and the product has at most kInt8KernelMaxRows rows (it recomputes the int8 -> float
 //    conversion for every row, so it beats a bf16 product only at a few rows);
 //  - kDequant otherwise, and on every other device: LibTorch's ordinary linear on the dequantised
 //    weight (q * scale in the activation dtype), kept beside q (Int8Weight::dequant) where there
-//    is no VNNI kernel, so that a prefill does not dequantise every matrix again.
+//    is no VNNI kernel, so that a prefill does not dequantise every matrix again (with the kernel,
+//    only an override_int8_path(kDequant) takes this path, and dequantises per call).
 //
 // The header needs only ATen's Tensor, not <torch/torch.h>.
 #pragma once
@@ -36,12 +37,13 @@ struct Int8Weight {
 
 // Rows of a product up to which at::_weight_int8pack_mm is used on a CPU without VNNI.
 inline constexpr int64_t kInt8KernelMaxRows = 8;
-// Rows of a product up to which the VNNI kernel is used (and with it Model's fused decoding step
-// of an int8 copy). A SmolLM2 pass (bench/int8_gemm_bench, 2 threads, this 2-vCPU EPYC), VNNI
-// against LibTorch's bf16 linear on the dequantised weights: 5.4 against 26.9 ms at 1 row, 10.0
-// against 32.9 at 16, 30.2 / 65.9 at 64, 59.6 / 104.2 at 128, 278 / 386 at 512, 645 / 772 at
-// 1024: every prefill of a rollout (prompts, retrieved passages) takes it too.
-inline constexpr int64_t kInt8GemmMaxRows = 1024;
+// The VNNI kernel serves products of any row count (and with it Model's fused decoding step of an
+// int8 copy). A SmolLM2 pass (bench/int8_gemm_bench, 2 threads, this 2-vCPU EPYC), VNNI against
+// LibTorch's bf16 linear on the dequantised weights: 5.4 against 26.9 ms at 1 row, 10.0 against
+// 32.9 at 16, 30.2 / 65.9 at 64, 59.6 / 104.2 at 128, 278 / 386 at 512, 645 / 772 at 1024; at
+// 1 thread and 3,180 rows (a rollout's batch of retrieved passages), 6 layers + head: 1,097 against
+// 1,688 ms. Until it served them, larger prefills (all of a rollout's passages at once) fell back to
+// the dequantised product, and int8 rollouts were only 1.2x faster than bf16 ones.
 
 enum class Int8Path { kVnni, kPack, kDequant };
 

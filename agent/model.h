@@ -117,7 +117,7 @@ class Model {
   Layer layer_from(int64_t layer, const std::vector<torch::Tensor>& weights) const;
   // forward_cached for one new token per row on a CPU with AVX-512 (decode::available()): the whole
   // step on float32 rows through agent/fused_decode.h, the products through int8_gemm (an int8
-  // copy; it needs VNNI and at most kInt8GemmMaxRows rows), bf16_gemm (bf16 weights where
+  // copy; it needs VNNI), bf16_gemm (bf16 weights where
   // bf16_kernel_applies()) or one LibTorch matmul each (fp32 weights, bf16 elsewhere), without
   // LibTorch's ~45 dispatched ops per layer.
   bool fused_decode_applies(const torch::Tensor& input_ids, KVCache& cache) const;
