@@ -23,7 +23,7 @@
 // shared with other processes, each OpenMP barrier can wait a whole scheduler time slice for a
 // descheduled thread. On the 2-core development VM under load, 16 SmolLM2 sequences x 48 tokens
 // took 7.7 s with 1 thread and 191 s with 2 (docs/BENCHMARKS.md). The update's large matrix
-// products still use `threads`.
+// products still use `threads`. configs/demo.json sets 0 (the demo assumes the cores are its own).
 // rollout_precision (the issue's `rollout.weights`): what the rollouts sample from. bf16 = a bf16
 // copy of the policy, refreshed after every update (with bf16_master, the policy itself); int8 =
 // a copy whose linear layers and lm_head hold weight-only int8 (per-output-channel scales,
@@ -33,9 +33,10 @@
 // (agent::auto_inference_dtype, the rule generate and evaluate follow too: decoding reads every
 // weight once per token, so half the bytes is about half the time there); fp32 otherwise. auto
 // never picks int8: with strata's own kernels for both (agent/int8_gemm.h, agent/bf16_gemm.h)
-// int8 rollouts are 1.22x bf16 ones over 20 RL steps of the demo at the same reward, below the
+// int8 rollouts are 1.33x bf16 ones over 20 RL steps of the demo at the same reward, below the
 // 1.5x the issue asks before making it a default, bf16 needs no importance-sampling correction,
-// and the whole demo has not been run with int8 (docs/BENCHMARKS.md, "A bf16 kernel of our own").
+// and the whole demo has not been run with int8 (docs/BENCHMARKS.md, "Where an int8 rollout's
+// time went").
 // A copy (bf16 under fp32 or bf16 training, or int8) samples slightly off-policy: the loss's old
 // log-probs still come from the trained weights (never from the sampler), rollout/logp_mismatch
 // logs the gap, and truncated importance sampling (loss.tis_cap, rl/loss.h) reweights each
