@@ -247,10 +247,19 @@ bool int8_gemm_available() {
 
 namespace {
 
+// Rows of a product run at once: longer prefills go through in slices of this many rows, so the
+// quantised activations (the scratch below) stay at most kChunkRows * K bytes (6 MB at K = 1,536).
+constexpr int64_t kChunkRows = 4096;
+
 // Quantises x's rows into per-thread scratch and runs the tiles over the output channels.
 template <typename X, typename S, typename O>
 void gemm_impl(const X* x, int64_t M, int64_t K, const uint8_t* packed, int64_t N, const S* scale, const S* bias,
                O* y) {
+  if (M > kChunkRows) {
+    for (int64_t m0 = 0; m0 < M; m0 += kChunkRows)
+      gemm_impl(x + m0 * K, std::min(kChunkRows, M - m0), K, packed, N, scale, bias, y + m0 * N);
+    return;
+  }
   const int64_t nb = (K + kBlock - 1) / kBlock, Kp = nb * kBlock;
   // Per-thread scratch, reused across calls (no allocation per product once grown).
   thread_local std::vector<int8_t> xq;

@@ -110,8 +110,11 @@ TEST(Int8Gemm, IsExactOnGridActivations) {
   for (int64_t K : {1, 63, 64, 65, 200, 576}) {
     for (int64_t N : {1, 3, 7, 16, 70, 200}) {
       const Int8Weight qw = quantize_int8(torch::randn({N, K}, gen), torch::kFloat32);
-      // 1-31: tiles of 4 rows (run_tiles); from 32: blocks of 32 rows (run_row_blocks), 97 = 3 + 1 row.
-      for (int64_t rows : {1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 25, 31, 32, 33, 64, 97}) {
+      // 1-31: tiles of 4 rows (run_tiles); from 32: blocks of 32 rows (run_row_blocks; 97 is three
+      // blocks and one row); past 4,096 (K = 200 only, to stay quick): slices of 4,096 rows.
+      std::vector<int64_t> row_counts = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 25, 31, 32, 33, 64, 97};
+      if (K == 200) row_counts.push_back(4096 + 37);
+      for (int64_t rows : row_counts) {
         torch::Tensor x = torch::randint(-60, 61, {rows, K}, gen, torch::kFloat32);
         x.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, torch::indexing::None, 64)}, 127.0);
         const torch::Tensor y = int8_gemm(x, qw);
