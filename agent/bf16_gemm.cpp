@@ -6,10 +6,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
+#include "agent/kernel_switch.h"
 #include "core/error.h"
 
 namespace strata::agent {
@@ -141,8 +140,7 @@ void check_packed(const at::Tensor& packed, int64_t N, int64_t K) {
 
 bool bf16_gemm_available() {
   static const bool ok = [] {
-    const char* env = std::getenv("STRATA_BF16_GEMM");
-    if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+    if (kernel_switched_off("STRATA_BF16_GEMM")) return false;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");

@@ -5,9 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
+
+#include "agent/kernel_switch.h"
 
 namespace strata::agent::decode {
 namespace {
@@ -206,8 +207,7 @@ STRATA_AVX512 void rope_impl(float* x, int64_t B, int64_t heads, int64_t D, cons
 
 bool available() {
   static const bool ok = [] {
-    const char* env = std::getenv("STRATA_FUSED_DECODE");
-    if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+    if (kernel_switched_off("STRATA_FUSED_DECODE")) return false;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");

@@ -7,10 +7,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
+#include "agent/kernel_switch.h"
 #include "core/error.h"
 
 namespace strata::agent {
@@ -238,8 +237,7 @@ bool cpu_has_vnni() {
 
 bool int8_gemm_available() {
   static const bool ok = [] {
-    const char* env = std::getenv("STRATA_INT8_GEMM");
-    if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+    if (kernel_switched_off("STRATA_INT8_GEMM")) return false;
     return cpu_has_vnni();
   }();
   return ok;
