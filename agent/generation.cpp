@@ -1,6 +1,7 @@
 #include "agent/generation.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/error.h"
 
@@ -141,6 +142,16 @@ void GenerationEngine::finish_check(Slot& s) {
 
 std::vector<int64_t> GenerationEngine::step() {
   torch::NoGradGuard no_grad;
+  // Adds the time since the last mark to `part` (EngineTimes); on CUDA after the queued work ends.
+  using Clock = std::chrono::steady_clock;
+  auto mark_t = Clock::now();
+  const bool cuda = model_.device().is_cuda();
+  auto mark = [&](double& part) {
+    if (cuda) torch::cuda::synchronize(model_.device().index());
+    const auto now = Clock::now();
+    part += std::chrono::duration<double>(now - mark_t).count();
+    mark_t = now;
+  };
   std::vector<Slot*> prefill, decode;
   for (auto& kv : seqs_) {
     Slot& s = *kv.second;
@@ -189,6 +200,7 @@ std::vector<int64_t> GenerationEngine::step() {
     const int64_t B = static_cast<int64_t>(group.size());
     Tensor h = model_.forward_cached(torch::tensor(ids, lopt).view({B, n}), cache_, slots, starts);  // [B, n, H]
     tokens_forwarded_ += B * n;
+    times_.prefill_tokens += B * n;
     for (int64_t b = 0; b < B; ++b) {
       Slot* lead = group[static_cast<size_t>(b)];
       lead->cached += n;
@@ -214,6 +226,7 @@ std::vector<int64_t> GenerationEngine::step() {
       }
     }
   }
+  mark(times_.prefill_s);
   // Decoding sequences: one batched forward of their last token.
   if (!decode.empty()) {
     std::vector<int64_t> ids, slots, starts;
@@ -225,12 +238,14 @@ std::vector<int64_t> GenerationEngine::step() {
     const int64_t B = static_cast<int64_t>(decode.size());
     Tensor h = model_.forward_cached(torch::tensor(ids, lopt).view({B, 1}), cache_, slots, starts);  // [B, 1, H]
     tokens_forwarded_ += B;
+    times_.decode_tokens += B;
     for (int64_t b = 0; b < B; ++b) {
       decode[static_cast<size_t>(b)]->cached += 1;
       last.push_back(h.select(1, 0).narrow(0, b, 1));
       order.push_back(decode[static_cast<size_t>(b)]);
     }
   }
+  mark(times_.decode_s);
   std::vector<int64_t> stopped;
   if (order.empty()) return stopped;
   Tensor logits = model_.lm_head(torch::cat(last, 0));  // [n, V]
@@ -249,6 +264,7 @@ std::vector<int64_t> GenerationEngine::step() {
     finish_check(s);
     if (!s.seq.running()) stopped.push_back(s.seq.id);
   }
+  mark(times_.sample_s);
   return stopped;
 }
 

@@ -51,6 +51,19 @@ struct Sequence {
   bool running() const { return reason == FinishReason::kRunning; }
 };
 
+// Where an engine's step() time went, summed since construction (seconds of wall time on the
+// calling thread; on CUDA the device is synchronised at each boundary, so a part includes its
+// kernels). prefill: forwards of prompts and resumed segments (with the KV copies of shared
+// prompts); decode: the batched forward of the decoding sequences' last tokens; sample: lm_head
+// over the last positions, sampling and the stop checks.
+struct EngineTimes {
+  double prefill_s = 0;
+  double decode_s = 0;
+  double sample_s = 0;
+  int64_t prefill_tokens = 0;  // positions run through prefill forwards
+  int64_t decode_tokens = 0;   // positions run through decoding forwards
+};
+
 class GenerationEngine {
  public:
   // The model must outlive the engine. The cache is allocated on the model's device and dtype.
@@ -81,6 +94,7 @@ class GenerationEngine {
   // Tokens run through the model since construction (prefill + decode): a resumed sequence adds
   // only its uncached tokens, never its prefix again.
   int64_t tokens_forwarded() const { return tokens_forwarded_; }
+  const EngineTimes& times() const { return times_; }
 
  private:
   struct Slot;
@@ -94,6 +108,7 @@ class GenerationEngine {
   std::map<int64_t, std::unique_ptr<Slot>> seqs_;
   int64_t next_id_ = 0;
   int64_t tokens_forwarded_ = 0;
+  EngineTimes times_;
 };
 
 struct GenerationResult {

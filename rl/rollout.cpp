@@ -261,6 +261,12 @@ RolloutBatch run_rollouts(const agent::Model& model, const agent::Tokenizer& tok
     if (t.ep->end_reason() == env::EndReason::kRetrievalFailed) ++m.failed;
   }
   m.seconds = since(t_start);
+  const agent::EngineTimes& et = engine.times();
+  m.prefill_seconds = et.prefill_s;
+  m.decode_seconds = et.decode_s;
+  m.sample_seconds = et.sample_s;
+  m.prefill_tokens = et.prefill_tokens;
+  m.decode_tokens = et.decode_tokens;
   m.tokens_per_s = m.seconds > 0 ? static_cast<double>(m.generated_tokens) / m.seconds : 0;
   m.mean_occupancy = engine_steps > 0 ? occupancy_sum / static_cast<double>(engine_steps) : 0;
   m.retrieval_p50_ms = percentile(latencies_ms, 0.5);

@@ -64,6 +64,13 @@ struct RolloutMetrics {
   double seconds = 0;             // wall time of the phase
   double generate_seconds = 0;    // time inside engine steps (prefill + decode)
   double wait_seconds = 0;        // time with nothing to generate, waiting on retrieval
+  // generate_seconds split as the engine measured it (agent::EngineTimes): prefill forwards,
+  // decoding forwards, lm_head + sampling.
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+  double sample_seconds = 0;
+  int64_t prefill_tokens = 0;     // positions prefilled (prompts once per group, observations)
+  int64_t decode_tokens = 0;      // positions decoded
   int64_t generated_tokens = 0;   // tokens sampled by the policy
   double tokens_per_s = 0;        // generated_tokens / seconds
   double mean_occupancy = 0;      // mean running sequences per engine step / max_batch

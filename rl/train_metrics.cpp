@@ -115,6 +115,16 @@ std::map<std::string, double> step_metric_map(const StepMetrics& s) {
   // The step's time split: rollout, the separate old and reference log-prob forwards, and the
   // training passes (forward, backward, optimiser); update_s is the last three together.
   m["time/rollout_s"] = s.rollout_seconds;
+  // The rollout phase split: the engine's prefill and decoding forwards and its lm_head +
+  // sampling, waits on retrieval with nothing to generate, and the rest (the env's text work,
+  // scheduling). With several ranks each part is the slowest rank's, so they need not add up.
+  m["time/rollout_prefill_s"] = s.rollout.prefill_seconds;
+  m["time/rollout_decode_s"] = s.rollout.decode_seconds;
+  m["time/rollout_sample_s"] = s.rollout.sample_seconds;
+  m["time/rollout_wait_s"] = s.rollout.wait_seconds;
+  m["time/rollout_other_s"] = std::max(0.0, s.rollout_seconds - s.rollout.generate_seconds - s.rollout.wait_seconds);
+  m["rollout/prefill_tokens"] = static_cast<double>(s.rollout.prefill_tokens);
+  m["rollout/decode_tokens"] = static_cast<double>(s.rollout.decode_tokens);
   m["time/update_s"] = s.update_seconds;
   m["time/old_logp_s"] = u.old_logp_seconds;
   m["time/ref_logp_s"] = u.ref_logp_seconds;

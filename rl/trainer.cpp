@@ -169,6 +169,11 @@ RolloutMetrics merge_rollout_metrics(const Distributed& dist, const RolloutMetri
   nlohmann::json j = {{"seconds", mine.seconds},
                       {"generate_seconds", mine.generate_seconds},
                       {"wait_seconds", mine.wait_seconds},
+                      {"prefill_seconds", mine.prefill_seconds},
+                      {"decode_seconds", mine.decode_seconds},
+                      {"sample_seconds", mine.sample_seconds},
+                      {"prefill_tokens", mine.prefill_tokens},
+                      {"decode_tokens", mine.decode_tokens},
                       {"generated_tokens", mine.generated_tokens},
                       {"mean_occupancy", mine.mean_occupancy},
                       {"p50", mine.retrieval_p50_ms},
@@ -185,6 +190,11 @@ RolloutMetrics merge_rollout_metrics(const Distributed& dist, const RolloutMetri
     m.seconds = std::max(m.seconds, r["seconds"].get<double>());
     m.generate_seconds = std::max(m.generate_seconds, r["generate_seconds"].get<double>());
     m.wait_seconds = std::max(m.wait_seconds, r["wait_seconds"].get<double>());
+    m.prefill_seconds = std::max(m.prefill_seconds, r["prefill_seconds"].get<double>());
+    m.decode_seconds = std::max(m.decode_seconds, r["decode_seconds"].get<double>());
+    m.sample_seconds = std::max(m.sample_seconds, r["sample_seconds"].get<double>());
+    m.prefill_tokens += r["prefill_tokens"].get<int64_t>();
+    m.decode_tokens += r["decode_tokens"].get<int64_t>();
     m.generated_tokens += r["generated_tokens"].get<int64_t>();
     m.mean_occupancy += r["mean_occupancy"].get<double>() / static_cast<double>(all.size());
     m.retrieval_p50_ms += r["p50"].get<double>() / static_cast<double>(all.size());  // the ranks' mean

@@ -201,8 +201,18 @@ TEST(Generation, ResumeWithAppendedTokensEqualsPrefillFromScratch) {
   // The first step after resume runs only the uncached tokens (last sampled + appended) for
   // this sequence, plus one decode token for the other running sequence: no prefix recompute.
   const int64_t before = eng.tokens_forwarded();
+  const EngineTimes t0 = eng.times();
   eng.step();
   EXPECT_EQ(eng.tokens_forwarded() - before, static_cast<int64_t>(observation.size()) + 1 + 1);
+  // times() splits the same count: the resumed segment went through a prefill forward, the other
+  // sequence's token through a decoding one, and each part's clock moved.
+  const EngineTimes t1 = eng.times();
+  EXPECT_EQ(t1.prefill_tokens - t0.prefill_tokens, static_cast<int64_t>(observation.size()) + 1);
+  EXPECT_EQ(t1.decode_tokens - t0.decode_tokens, 1);
+  EXPECT_EQ(t1.prefill_tokens + t1.decode_tokens, eng.tokens_forwarded());
+  EXPECT_GT(t1.prefill_s, t0.prefill_s);
+  EXPECT_GT(t1.decode_s, t0.decode_s);
+  EXPECT_GT(t1.sample_s, t0.sample_s);
   EXPECT_EQ(eng.cached_length(id), prefix + static_cast<int64_t>(observation.size()));
   while (eng.sequence(id).running()) eng.step();
   const auto resumed = eng.sequence(id).generated;

@@ -107,6 +107,21 @@ TEST(Trainer, TwoStepsWriteLogsRolloutsAndAModel) {
       EXPECT_TRUE(j.contains(k)) << k;
     EXPECT_EQ(j["rollout/trajectories"], 6.0);
     EXPECT_GT(j["rollout/response_len"].get<double>(), 0.0);
+    // The rollout phase split: each part measured, none longer than the phase, and together
+    // (one process) not more than it; every trajectory decodes and its prompt is prefilled.
+    double parts = 0;
+    for (const char* k : {"time/rollout_prefill_s", "time/rollout_decode_s", "time/rollout_sample_s",
+                          "time/rollout_wait_s", "time/rollout_other_s"}) {
+      ASSERT_TRUE(j.contains(k)) << k;
+      EXPECT_GE(j[k].get<double>(), 0.0) << k;
+      parts += j[k].get<double>();
+    }
+    EXPECT_GT(j["time/rollout_prefill_s"].get<double>(), 0.0);
+    EXPECT_GT(j["time/rollout_decode_s"].get<double>(), 0.0);
+    EXPECT_LE(parts, j["time/rollout_s"].get<double>() + 1e-6);
+    EXPECT_GE(j["rollout/prefill_tokens"].get<double>(), j["tokens/prompt"].get<double>() / 2)
+        << "3 prompts x 2 samples: each prompt prefilled at least once";
+    EXPECT_GT(j["rollout/decode_tokens"].get<double>(), 0.0);
     double ends = 0;
     for (auto it = j.begin(); it != j.end(); ++it)
       if (it.key().rfind("rollout/end/", 0) == 0) ends += it.value().get<double>();
