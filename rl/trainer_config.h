@@ -32,11 +32,11 @@
 // or bf16_master, and under fp32 when the device is CUDA or a CPU with AVX512-BF16 or AMX-BF16
 // (agent::auto_inference_dtype, the rule generate and evaluate follow too: decoding reads every
 // weight once per token, so half the bytes is about half the time there); fp32 otherwise. auto
-// never picks int8, and the demo does not set it: int8 rollouts are 1.33x faster than bf16 ones
-// over 20 RL steps at the same reward (not the 1.5x the issue asked; what caps it is measured in
-// docs/BENCHMARKS.md, "What caps the int8 rollout ratio"), but over the whole demo one of two
-// int8 runs drifted to two searches per question and ended 6 EM points below bf16, and bf16 needs
-// no importance-sampling correction.
+// never picks int8, and the demo does not set it. int8 rollouts are 1.33-1.51x faster than bf16
+// ones over 20 RL steps at the same reward (two runs of scripts/bench/decode.sh). But over the
+// whole demo, one of two int8 runs drifted to two searches per question and ended 6 EM points
+// below bf16. And bf16 needs no importance-sampling correction (docs/BENCHMARKS.md, "What caps
+// the int8 rollout ratio, and int8 over the whole demo").
 // A copy (bf16 under fp32 or bf16 training, or int8) samples slightly off-policy: the loss's old
 // log-probs still come from the trained weights (never from the sampler), rollout/logp_mismatch
 // logs the gap, and truncated importance sampling (loss.tis_cap, rl/loss.h) reweights each
