@@ -52,8 +52,8 @@ struct Sequence {
 };
 
 // Where an engine's step() time went, summed since construction (seconds of wall time on the
-// calling thread; on CUDA the device is synchronised at each boundary, so a part includes its
-// kernels). prefill: forwards of prompts and resumed segments (with the KV copies of shared
+// calling thread; on CUDA the forwards are only launched, so their device time shows up in
+// sample_s, which waits for the logits). prefill: forwards of prompts and resumed segments (with the KV copies of shared
 // prompts); decode: the batched forward of the decoding sequences' last tokens; sample: lm_head
 // over the last positions, sampling and the stop checks.
 struct EngineTimes {
