@@ -7,7 +7,9 @@
 //
 // Kernels (Int8Path), chosen per product by int8_path():
 //  - kVnni: strata's own AVX-512 VNNI product (agent/int8_gemm.h; activations quantised to int8 in
-//    blocks of 64 columns on the fly), on CPUs that have it, for products of any row count;
+//    blocks of 64 columns on the fly), on CPUs that have it, for products of any row count (and
+//    with it Model's fused decoding step of an int8 copy): it beats LibTorch's bf16 linear on the
+//    dequantised weights at every row count measured, 1 to 3,180 (docs/BENCHMARKS.md, issue 17);
 //  - kPack: LibTorch's at::_weight_int8pack_mm (int8 weights, bf16/fp32 activations, fp32
 //    accumulation) on other CPUs when K is a multiple of 16 (its vector loop has no tail: other K
 //    crash) and the product has at most kInt8KernelMaxRows rows (it recomputes the int8 -> float
@@ -37,14 +39,6 @@ struct Int8Weight {
 
 // Rows of a product up to which at::_weight_int8pack_mm is used on a CPU without VNNI.
 inline constexpr int64_t kInt8KernelMaxRows = 8;
-// The VNNI kernel serves products of any row count (and with it Model's fused decoding step of an
-// int8 copy). A SmolLM2 pass (bench/int8_gemm_bench, 2 threads, this 2-vCPU EPYC), VNNI against
-// LibTorch's bf16 linear on the dequantised weights: 5.4 against 26.9 ms at 1 row, 10.0 against
-// 32.9 at 16, 30.2 / 65.9 at 64, 59.6 / 104.2 at 128, 278 / 386 at 512, 645 / 772 at 1024; at
-// 1 thread and 3,180 rows (a rollout's batch of retrieved passages), 6 layers + head: 1,097 against
-// 1,688 ms. Until it served them, larger prefills (all of a rollout's passages at once) fell back to
-// the dequantised product, and int8 rollouts were only 1.2x faster than bf16 ones.
-
 enum class Int8Path { kVnni, kPack, kDequant };
 
 // Quantises `w` ([N, K], any float dtype) with scales in `scale_dtype` (bf16 or fp32), on w's
